@@ -1,0 +1,46 @@
+# The two commands of the quick start are `make demo` and `make test`;
+# every other target is a step they run when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup controlplane demo test test-fast lint bench bench-smoke clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo ">> setting up $(VENV) (Python deps from PyPI)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+# kube-apiserver, etcd and kube-controller-manager, built from the Go module
+# proxy into a cache keyed by version; a no-op when the cache is warm.
+controlplane: $(STAMP)
+	@$(PY) -m albus.controlplane build
+
+lint: $(STAMP)
+	@echo ">> ruff"; $(VENV)/bin/ruff check .
+	@echo ">> mypy --strict"; $(VENV)/bin/mypy services albus
+	@echo ">> import-linter"; $(VENV)/bin/lint-imports
+
+test: $(STAMP) controlplane lint
+	@echo ">> pytest"
+	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	@$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
+
+demo: $(STAMP) controlplane
+	@$(VENV)/bin/albus up --manifests examples/demo.yaml
+
+bench-smoke: $(STAMP) controlplane
+	@$(PY) -m bench --smoke
+
+bench: $(STAMP) controlplane
+	@$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .albus

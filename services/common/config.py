@@ -1,0 +1,207 @@
+"""albus configuration: a YAML file in AKO's value layout, plus environment.
+
+An AKO user finds the names they know (``AKOSettings.clusterName``,
+``ControllerSettings.controllerHost``, ``NetworkSettings.vipNetworkList``,
+...); what AKO has no word for lives under ``albus:``. Bad configuration is
+refused at start with a message naming the field.
+
+Environment (applied over the file): ``ALBUS_CONFIG`` (path of the file),
+``CLUSTER_NAME``, ``CTRL_IPADDRESS``, ``CTRL_VERSION``, ``CTRL_USERNAME``,
+``CTRL_PASSWORD``, ``CTRL_AUTHTOKEN``, ``CTRL_CA_FILE``, ``CLOUD_NAME``,
+``SEG_NAME``, ``TENANT_NAME``, ``NATS_URL``, ``KUBECONFIG``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CLUSTER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,32}$")
+AKO_LB_CLASS = "ako.vmware.com/avi-lb"
+
+
+class ConfigError(ValueError):
+    """Configuration that albus refuses to start with."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class VipNetwork(_Section):
+    networkName: str = ""
+    networkUUID: str = ""
+    cidr: str = ""
+    v6cidr: str = ""
+
+    @field_validator("cidr", "v6cidr")
+    @classmethod
+    def _cidr(cls, value: str, info: Any) -> str:
+        if value:
+            try:
+                net = ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"invalid CIDR {value!r}") from exc
+            want = 4 if info.field_name == "cidr" else 6
+            if net.version != want:
+                raise ValueError(f"{value!r} is not an IPv{want} CIDR")
+        return value
+
+    @model_validator(mode="after")
+    def _named(self) -> VipNetwork:
+        if not (self.networkName or self.networkUUID):
+            raise ValueError("a VIP network needs networkName or networkUUID")
+        return self
+
+
+class AKOSettings(_Section):
+    clusterName: str = "my-cluster"
+    logLevel: str = "INFO"
+    fullSyncFrequency: int = 1800
+    ipFamily: str = "V4"
+
+    @field_validator("clusterName")
+    @classmethod
+    def _cluster(cls, value: str) -> str:
+        if not CLUSTER_NAME_RE.match(value):
+            raise ValueError("must be 1-32 characters of letters, digits, '-' or '_'")
+        return value
+
+
+class ControllerSettings(_Section):
+    controllerHost: str = ""
+    controllerVersion: str = "22.1.3"
+    cloudName: str = "Default-Cloud"
+    tenantName: str = "admin"
+    serviceEngineGroupName: str = "Default-Group"
+    vrfName: str = "global"
+    verifyTLS: bool = True
+    caFile: str = ""
+
+
+class NetworkSettings(_Section):
+    vipNetworkList: list[VipNetwork] = Field(default_factory=list)
+    enableRHI: bool = False
+    bgpPeerLabels: list[str] = Field(default_factory=list)
+
+
+class L4Settings(_Section):
+    defaultLBController: bool = True
+    loadBalancerClass: str = AKO_LB_CLASS
+    autoFQDN: str = "disabled"
+    defaultDomain: str = ""
+
+
+class L7Settings(_Section):
+    defaultIngController: bool = True
+    shardVSSize: str = "LARGE"
+
+
+class SyncerSettings(_Section):
+    concurrency: int = Field(default=8, ge=1, le=64)
+    callsPerSecond: float = Field(default=30.0, gt=0)
+    retryMaxSeconds: float = Field(default=30.0, gt=0)
+
+
+class AlbusSettings(_Section):
+    natsUrl: str = ""
+    kubeconfig: str = ""
+    syncer: SyncerSettings = Field(default_factory=SyncerSettings)
+    healthPollSeconds: float = Field(default=5.0, gt=0)
+    metricsPort: int = 0
+
+
+class Credentials(_Section):
+    username: str = ""
+    password: str = ""
+    authtoken: str = ""
+
+
+class Config(_Section):
+    AKOSettings: AKOSettings = Field(default_factory=AKOSettings)
+    ControllerSettings: ControllerSettings = Field(default_factory=ControllerSettings)
+    NetworkSettings: NetworkSettings = Field(default_factory=NetworkSettings)
+    L4Settings: L4Settings = Field(default_factory=L4Settings)
+    L7Settings: L7Settings = Field(default_factory=L7Settings)
+    albus: AlbusSettings = Field(default_factory=AlbusSettings)
+    # Never read from the values file in production (a Secret, as AKO's avi-secret);
+    # accepted here so the local demo can keep one file.
+    credentials: Credentials = Field(default_factory=Credentials)
+
+    @property
+    def cluster(self) -> str:
+        return self.AKOSettings.clusterName
+
+    @property
+    def tenant(self) -> str:
+        return self.ControllerSettings.tenantName
+
+    @property
+    def created_by(self) -> str:
+        """The owner stamp on every controller object (AKO's ``ako-<cluster>``)."""
+        return f"ako-{self.cluster}"
+
+    @property
+    def name_prefix(self) -> str:
+        return f"{self.cluster}--"
+
+
+_ENV: dict[str, tuple[str, str]] = {
+    "CLUSTER_NAME": ("AKOSettings", "clusterName"),
+    "CTRL_IPADDRESS": ("ControllerSettings", "controllerHost"),
+    "CTRL_VERSION": ("ControllerSettings", "controllerVersion"),
+    "CTRL_CA_FILE": ("ControllerSettings", "caFile"),
+    "CLOUD_NAME": ("ControllerSettings", "cloudName"),
+    "SEG_NAME": ("ControllerSettings", "serviceEngineGroupName"),
+    "TENANT_NAME": ("ControllerSettings", "tenantName"),
+    "CTRL_USERNAME": ("credentials", "username"),
+    "CTRL_PASSWORD": ("credentials", "password"),
+    "CTRL_AUTHTOKEN": ("credentials", "authtoken"),
+    "NATS_URL": ("albus", "natsUrl"),
+    "KUBECONFIG": ("albus", "kubeconfig"),
+}
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top)"
+        lines.append(f"{where}: {e['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"invalid configuration: {_describe(err)}") from err
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
+    """File (``path`` or ``$ALBUS_CONFIG``), then environment over it."""
+    env = dict(os.environ) if env is None else env
+    data: dict[str, Any] = {}
+    path = path or env.get("ALBUS_CONFIG") or None
+    if path:
+        text = Path(path).read_text()
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the configuration must be a mapping")
+        data = loaded
+    for var, (section, field) in _ENV.items():
+        if env.get(var):
+            data.setdefault(section, {})
+            if not isinstance(data[section], dict):
+                raise ConfigError(f"{section}: must be a mapping")
+            data[section][field] = env[var]
+    return parse_config(data)
+
+
+def dump_config(cfg: Config) -> dict[str, Any]:
+    return cfg.model_dump(mode="json")

@@ -1,0 +1,226 @@
+"""Every message that crosses the bus, in one place.
+
+Each model is versioned by its ``v`` field and encoded with msgpack
+(:func:`encode` / :func:`decode`). Streams keep the newest message per subject,
+so a message always carries the *whole* state of its subject: a consumer that
+missed anything rebuilds by replaying the stream (level-based, never
+edge-based).
+
+Subjects (see :mod:`services.common.subjects` for building and parsing them):
+
+* ``k8s.<cluster>.<kind>.<ns>.<name>``      :class:`KubeObject` (snapshot or tombstone)
+* ``k8s.<cluster>.<kind>._synced``          :class:`KindSynced`
+* ``avi.<part>.<cluster>.<tenant>.<vs>``    :class:`VsTree` (desired state, or deletion)
+* ``avisync.<cluster>``                     :class:`TreesSynced`
+* ``outcome.<cluster>.<tenant>.<vs>``       :class:`ApplyOutcome`
+* ``report.<cluster>.<kind>.<ns>.<name>``   :class:`SourceReport` (translation problems)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any, ClassVar, Literal, TypeVar
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, Field
+
+CONTRACT_VERSION = 1
+
+
+class Contract(BaseModel):
+    """Base of every bus message: immutable, versioned, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind_name: ClassVar[str] = "contract"
+    v: int = CONTRACT_VERSION
+
+
+class ObjRef(BaseModel):
+    """A Kubernetes object by kind, namespace ('' when cluster-scoped) and name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: str
+    namespace: str = ""
+    name: str
+
+    def key(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+
+
+class KubeObject(Contract):
+    """A trimmed Kubernetes object as the watcher saw it, or its tombstone.
+
+    ``obj`` keeps the Kubernetes JSON shape (camelCase, ``metadata``/``spec``/
+    ``status``) trimmed to what translation and status need, so the offline
+    ``albus translate -f`` path and the live path feed the translator the same
+    data.
+    """
+
+    kind_name: ClassVar[str] = "kube-object"
+    cluster: str
+    kind: str
+    namespace: str = ""
+    name: str
+    uid: str = ""
+    resource_version: str = ""
+    deleted: bool = False
+    obj: dict[str, Any] | None = None
+
+    def ref(self) -> ObjRef:
+        return ObjRef(kind=self.kind, namespace=self.namespace, name=self.name)
+
+
+class KindSynced(Contract):
+    """The watcher's initial list of ``kind`` (or a relist) is fully published."""
+
+    kind_name: ClassVar[str] = "kind-synced"
+    cluster: str
+    kind: str
+    resource_version: str
+    count: int
+    epoch: str = Field(description="watcher incarnation; a new one means a fresh list")
+
+
+class AviObject(BaseModel):
+    """One controller object exactly as it would be sent (references by name)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: str  # controller object type: vsvip, pool, l4policyset, virtualservice, ...
+    name: str
+    body: dict[str, Any]
+
+
+class Severity(StrEnum):
+    WARNING = "Warning"
+    ERROR = "Error"
+
+
+class Problem(BaseModel):
+    """Something wrong with a source object, reported on it as a condition and Event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    source: ObjRef
+    reason: str  # CamelCase, as Kubernetes condition reasons are
+    message: str
+    severity: Severity = Severity.ERROR
+
+
+class VsTree(Contract):
+    """The complete desired state of one virtual service and everything it owns.
+
+    ``objects`` are in dependency order (children first: vsvip, pools,
+    policies, then the virtualservice last); deletion runs in reverse. A tree
+    with ``deleted`` set and no objects asks the syncer to remove everything
+    the previous tree of that name owned.
+    """
+
+    kind_name: ClassVar[str] = "vs-tree"
+    cluster: str
+    tenant: str
+    vs_name: str
+    deleted: bool = False
+    objects: tuple[AviObject, ...] = ()
+    sources: tuple[ObjRef, ...] = ()
+    checksum: str = ""
+
+    def with_checksum(self) -> VsTree:
+        return self.model_copy(update={"checksum": tree_checksum(self)})
+
+
+class TreesSynced(Contract):
+    """The translator has a full view of the cluster and has published every tree.
+
+    Only after this may a syncer garbage-collect the cluster's objects that no
+    tree claims; ``vs_names`` lists every live tree at that moment.
+    """
+
+    kind_name: ClassVar[str] = "trees-synced"
+    cluster: str
+    epoch: str
+    vs_names: tuple[str, ...] = ()
+
+
+class ApplyOutcome(Contract):
+    """What the syncer did with a tree: the VIPs it got or the error it hit."""
+
+    kind_name: ClassVar[str] = "apply-outcome"
+    cluster: str
+    tenant: str
+    vs_name: str
+    checksum: str
+    ok: bool
+    deleted: bool = False
+    error: str | None = None
+    error_status: int | None = None
+    vips: tuple[str, ...] = ()
+    uuids: dict[str, str] = Field(default_factory=dict)
+    sources: tuple[ObjRef, ...] = ()
+    writes: int = 0
+
+
+class SourceReport(Contract):
+    """Translation problems of one source object; empty ``problems`` clears them."""
+
+    kind_name: ClassVar[str] = "source-report"
+    cluster: str
+    source: ObjRef
+    problems: tuple[Problem, ...] = ()
+    vs_names: tuple[str, ...] = ()
+
+
+def tree_checksum(tree: VsTree) -> str:
+    """Stable digest of what the controller should hold for this tree."""
+    payload = {
+        "tenant": tree.tenant,
+        "vs": tree.vs_name,
+        "deleted": tree.deleted,
+        "objects": [[o.type, o.name, o.body] for o in tree.objects],
+    }
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+_REGISTRY: dict[str, type[Contract]] = {
+    cls.kind_name: cls
+    for cls in (KubeObject, KindSynced, VsTree, TreesSynced, ApplyOutcome, SourceReport)
+}
+
+C = TypeVar("C", bound=Contract)
+
+
+def encode(msg: Contract) -> bytes:
+    """msgpack of ``{"k": kind, "d": fields}``; the kind lets a reader check what it got."""
+    data: bytes = msgpack.packb(
+        {"k": msg.kind_name, "d": msg.model_dump(mode="json")}, use_bin_type=True
+    )
+    return data
+
+
+def decode(raw: bytes, expect: type[C]) -> C:
+    """Decode and validate; raises ``ValueError`` on a message of another kind or version."""
+    env = msgpack.unpackb(raw, raw=False)
+    if not isinstance(env, dict) or env.get("k") != expect.kind_name:
+        raise ValueError(f"expected a {expect.kind_name} message, got {env.get('k') if isinstance(env, dict) else type(env)}")
+    data = env.get("d")
+    if not isinstance(data, dict):
+        raise ValueError("message has no body")
+    if data.get("v", CONTRACT_VERSION) > CONTRACT_VERSION:
+        raise ValueError(f"{expect.kind_name} v{data.get('v')} is newer than this build (v{CONTRACT_VERSION})")
+    return expect.model_validate(data)
+
+
+def decode_any(raw: bytes) -> Contract:
+    env = msgpack.unpackb(raw, raw=False)
+    kind = env.get("k") if isinstance(env, dict) else None
+    cls = _REGISTRY.get(str(kind))
+    if cls is None:
+        raise ValueError(f"unknown message kind {kind!r}")
+    return decode(raw, cls)
+
+
+Kind = Literal[
+    "Service", "EndpointSlice", "Namespace", "Ingress", "IngressClass", "Secret",
+    "GatewayClass", "Gateway", "HTTPRoute", "AviInfraSetting",
+]
