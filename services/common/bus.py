@@ -10,6 +10,7 @@ have the full view" before it acts on the absence of something.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,10 +55,9 @@ class Follower:
     errors: int = 0
 
     async def stop(self) -> None:
-        try:
+        # Already gone when the connection closed first.
+        with contextlib.suppress(Exception):
             await self.sub.unsubscribe()
-        except Exception:  # already gone with the connection
-            pass
 
 
 class Bus:
@@ -171,7 +171,7 @@ class Bus:
         info = await sub.consumer_info()
         # Nothing matched at creation: caught up now. Otherwise the callback
         # sets it on the message with no pending after it, once handled.
-        if info.num_pending == 0 and info.delivered.consumer_seq == 0:
+        if info.num_pending == 0 and (info.delivered is None or info.delivered.consumer_seq == 0):
             follower.caught_up.set()
         return follower
 

@@ -8,7 +8,7 @@ refused at start with a message naming the field.
 Environment (applied over the file): ``ALBUS_CONFIG`` (path of the file),
 ``CLUSTER_NAME``, ``CTRL_IPADDRESS``, ``CTRL_VERSION``, ``CTRL_USERNAME``,
 ``CTRL_PASSWORD``, ``CTRL_AUTHTOKEN``, ``CTRL_CA_FILE``, ``CLOUD_NAME``,
-``SEG_NAME``, ``TENANT_NAME``, ``NATS_URL``, ``KUBECONFIG``.
+``SEG_NAME``, ``TENANT_NAME``, ``NATS_URL``, ``KUBECONFIG``, ``POD_NAMESPACE``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class VipNetwork(_Section):
         return self
 
 
-class AKOSettings(_Section):
+class AkoValues(_Section):
     clusterName: str = "my-cluster"
     logLevel: str = "INFO"
     fullSyncFrequency: int = 1800
@@ -74,7 +74,7 @@ class AKOSettings(_Section):
         return value
 
 
-class ControllerSettings(_Section):
+class ControllerValues(_Section):
     controllerHost: str = ""
     controllerVersion: str = "22.1.3"
     cloudName: str = "Default-Cloud"
@@ -85,20 +85,20 @@ class ControllerSettings(_Section):
     caFile: str = ""
 
 
-class NetworkSettings(_Section):
+class NetworkValues(_Section):
     vipNetworkList: list[VipNetwork] = Field(default_factory=list)
     enableRHI: bool = False
     bgpPeerLabels: list[str] = Field(default_factory=list)
 
 
-class L4Settings(_Section):
+class L4Values(_Section):
     defaultLBController: bool = True
     loadBalancerClass: str = AKO_LB_CLASS
     autoFQDN: str = "disabled"
     defaultDomain: str = ""
 
 
-class L7Settings(_Section):
+class L7Values(_Section):
     defaultIngController: bool = True
     shardVSSize: str = "LARGE"
 
@@ -112,6 +112,9 @@ class SyncerSettings(_Section):
 class AlbusSettings(_Section):
     natsUrl: str = ""
     kubeconfig: str = ""
+    # Where albus itself runs: the watcher's leader-election Lease lives here.
+    # Empty means $POD_NAMESPACE, else ``avi-system`` (AKO's namespace).
+    namespace: str = ""
     syncer: SyncerSettings = Field(default_factory=SyncerSettings)
     healthPollSeconds: float = Field(default=5.0, gt=0)
     metricsPort: int = 0
@@ -124,11 +127,11 @@ class Credentials(_Section):
 
 
 class Config(_Section):
-    AKOSettings: AKOSettings = Field(default_factory=AKOSettings)
-    ControllerSettings: ControllerSettings = Field(default_factory=ControllerSettings)
-    NetworkSettings: NetworkSettings = Field(default_factory=NetworkSettings)
-    L4Settings: L4Settings = Field(default_factory=L4Settings)
-    L7Settings: L7Settings = Field(default_factory=L7Settings)
+    AKOSettings: AkoValues = Field(default_factory=AkoValues)
+    ControllerSettings: ControllerValues = Field(default_factory=ControllerValues)
+    NetworkSettings: NetworkValues = Field(default_factory=NetworkValues)
+    L4Settings: L4Values = Field(default_factory=L4Values)
+    L7Settings: L7Values = Field(default_factory=L7Values)
     albus: AlbusSettings = Field(default_factory=AlbusSettings)
     # Never read from the values file in production (a Secret, as AKO's avi-secret);
     # accepted here so the local demo can keep one file.
@@ -165,6 +168,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "CTRL_AUTHTOKEN": ("credentials", "authtoken"),
     "NATS_URL": ("albus", "natsUrl"),
     "KUBECONFIG": ("albus", "kubeconfig"),
+    "POD_NAMESPACE": ("albus", "namespace"),
 }
 
 

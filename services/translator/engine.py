@@ -1,0 +1,112 @@
+"""The translator's state machine, free of any bus: objects in, changed trees and reports out.
+
+It remembers what it has published (seeded from the streams on start), so
+it publishes a tree only when its checksum changes and a report only when the
+problems change; a restart with nothing changed publishes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.common.config import Config
+from services.common.contracts import KubeObject, ObjRef, Problem, SourceReport, VsTree
+from services.translator.graph import Graph
+
+
+@dataclass
+class Changes:
+    trees: list[VsTree] = field(default_factory=list)
+    reports: list[SourceReport] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.trees or self.reports)
+
+
+class Engine:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.graph = Graph(cfg)
+        self.dirty: set[ObjRef] = set()
+        self.desired: dict[ObjRef, dict[str, VsTree]] = {}
+        self.problems: dict[ObjRef, tuple[Problem, ...]] = {}
+        self.published: dict[str, VsTree] = {}  # vs name -> tree on the bus (not deleted)
+        self.reported: dict[ObjRef, tuple[Problem, ...]] = {}
+
+    # -- what the bus already holds -------------------------------------------------
+    def remember_tree(self, tree: VsTree) -> None:
+        if tree.deleted:
+            self.published.pop(tree.vs_name, None)
+        else:
+            self.published[tree.vs_name] = tree
+
+    def remember_report(self, report: SourceReport) -> None:
+        if report.problems:
+            self.reported[report.source] = report.problems
+        else:
+            self.reported.pop(report.source, None)
+
+    # -- input -----------------------------------------------------------------------
+    def observe(self, ko: KubeObject) -> None:
+        self.dirty |= self.graph.upsert(ko)
+
+    def mark_all(self) -> None:
+        self.dirty |= self.graph.sources() | set(self.desired) | set(self.reported)
+
+    # -- output ----------------------------------------------------------------------
+    def _owners(self, vs_name: str) -> bool:
+        return any(vs_name in trees for trees in self.desired.values())
+
+    def flush(self) -> Changes:
+        out = Changes()
+        dirty, self.dirty = self.dirty, set()
+        gone: dict[str, VsTree] = {}
+        for src in sorted(dirty, key=lambda r: r.key()):
+            result = self.graph.translate(src)
+            before = self.desired.pop(src, {})
+            now = {t.vs_name: t for t in result.trees}
+            if now:
+                self.desired[src] = now
+            for name, tree in before.items():
+                if name not in now:
+                    gone[name] = tree
+            for tree in now.values():
+                pub = self.published.get(tree.vs_name)
+                if pub is None or pub.checksum != tree.checksum or pub.tenant != tree.tenant:
+                    if pub is not None and pub.tenant != tree.tenant:
+                        out.trees.append(self._deletion(pub))
+                    out.trees.append(tree)
+                    self.published[tree.vs_name] = tree
+            problems = tuple(result.problems)
+            if problems:
+                self.problems[src] = problems
+            else:
+                self.problems.pop(src, None)
+            if self.reported.get(src, ()) != problems:
+                out.reports.append(SourceReport(cluster=self.cfg.cluster, source=src, problems=problems,
+                                                vs_names=tuple(sorted(now))))
+                self.remember_report(out.reports[-1])
+        for name, old in gone.items():
+            if not self._owners(name) and name in self.published:
+                out.trees.append(self._deletion(self.published.pop(name, old)))
+        return out
+
+    def stale(self) -> Changes:
+        """Deletions for published trees no source wants: run only with the full view."""
+        out = Changes()
+        for name in sorted(self.published):
+            if not self._owners(name):
+                out.trees.append(self._deletion(self.published.pop(name)))
+        live_sources = self.graph.sources()
+        for src in sorted(self.reported, key=lambda r: r.key()):
+            if src not in live_sources:
+                out.reports.append(SourceReport(cluster=self.cfg.cluster, source=src))
+                self.reported.pop(src)
+        return out
+
+    def _deletion(self, tree: VsTree) -> VsTree:
+        return VsTree(cluster=tree.cluster, tenant=tree.tenant, vs_name=tree.vs_name, deleted=True,
+                      sources=tree.sources).with_checksum()
+
+    def live_vs_names(self) -> tuple[str, ...]:
+        return tuple(sorted(self.published))

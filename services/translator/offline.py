@@ -1,0 +1,47 @@
+"""``albus translate -f``: the translator's own code path on manifests, with no bus."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from services.common.config import Config
+from services.common.contracts import KubeObject, Problem
+from services.translator.engine import Engine
+
+CLUSTER_SCOPED = {"Namespace", "IngressClass", "GatewayClass", "AviInfraSetting"}
+REDACTED = "<redacted>"
+
+
+def as_kube_object(doc: dict[str, Any], cluster: str) -> KubeObject | None:
+    kind = doc.get("kind")
+    meta = doc.get("metadata") or {}
+    if not isinstance(kind, str) or not meta.get("name"):
+        return None
+    ns = "" if kind in CLUSTER_SCOPED else (meta.get("namespace") or "default")
+    obj = dict(doc)
+    obj["metadata"] = {**meta, "namespace": ns} if ns else dict(meta)
+    return KubeObject(cluster=cluster, kind=kind, namespace=ns, name=meta["name"],
+                      uid=meta.get("uid", ""), resource_version=meta.get("resourceVersion", ""), obj=obj)
+
+
+def _redact(body: dict[str, Any]) -> dict[str, Any]:
+    # Private keys never leave albus in clear, not even on a terminal.
+    return {k: (REDACTED if k in ("key", "key_passphrase") else v) for k, v in body.items()}
+
+
+def translate_documents(docs: list[dict[str, Any]], cfg: Config) -> tuple[dict[str, list[dict[str, Any]]], list[Problem]]:
+    """Avi objects by type, each list sorted by name, exactly as they would be sent."""
+    engine = Engine(cfg)
+    for doc in docs:
+        ko = as_kube_object(doc, cfg.cluster)
+        if ko is not None:
+            engine.observe(ko)
+    engine.mark_all()
+    changes = engine.flush()
+    by_type: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for tree in changes.trees:
+        for obj in tree.objects:
+            by_type[obj.type][obj.name] = _redact(obj.body)
+    problems = [p for r in changes.reports for p in r.problems]
+    return {t: [objs[n] for n in sorted(objs)] for t, objs in sorted(by_type.items())}, problems
