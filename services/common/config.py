@@ -60,8 +60,15 @@ class VipNetwork(_Section):
         return self
 
 
+class NamespaceSelector(_Section):
+    labelKey: str = ""
+    labelValue: str = ""
+
+
 class AkoValues(_Section):
     clusterName: str = "my-cluster"
+    # Only Services in namespaces with this label are handled (AKO's namespaceSelector).
+    namespaceSelector: NamespaceSelector = Field(default_factory=NamespaceSelector)
     logLevel: str = "INFO"
     fullSyncFrequency: int = 1800
     ipFamily: str = "V4"

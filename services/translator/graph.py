@@ -86,11 +86,20 @@ class Graph:
     def sources(self) -> set[ObjRef]:
         return {ObjRef(kind=k, namespace=ns, name=n) for (k, ns, n) in self.objects if k == "Service"}
 
+    def namespace_selected(self, namespace: str) -> bool:
+        """AKO's namespaceSelector: with one set, only labelled namespaces are handled."""
+        sel = self.cfg.AKOSettings.namespaceSelector
+        if not sel.labelKey:
+            return True
+        ns = self.objects.get(("Namespace", "", namespace))
+        labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
+        return bool(labels.get(sel.labelKey) == sel.labelValue)
+
     def translate(self, src: ObjRef) -> l4.Translation:
         """Desired trees and problems of one source; empty when it is gone or not ours."""
         if src.kind != "Service":
             return l4.Translation()
         svc = self.objects.get(key_of(src))
-        if svc is None or not l4.handles(svc, self.cfg):
+        if svc is None or not l4.handles(svc, self.cfg) or not self.namespace_selected(src.namespace):
             return l4.Translation()
         return l4.translate_service(svc, self.slices_of(src.namespace, src.name), self.cfg)

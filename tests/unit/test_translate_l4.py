@@ -195,3 +195,21 @@ def test_problem_report_is_published_once_and_cleared() -> None:
     e.observe(_ko(svc()))
     ch = e.flush()
     assert [r.problems for r in ch.reports] == [()] and len(ch.trees) == 1
+
+
+def test_namespace_selector_limits_handled_services() -> None:
+    cfg = parse_config({**CFG.model_dump(mode="json"),
+                        "AKOSettings": {"clusterName": "c1", "namespaceSelector": {"labelKey": "lb", "labelValue": "avi"}}})
+    ns_plain = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+    out, _ = translate_documents([ns_plain, svc()], cfg)
+    assert out == {}
+    ns_lab = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"lb": "avi"}}}
+    out, _ = translate_documents([ns_lab, svc()], cfg)
+    assert [v["name"] for v in out["virtualservice"]] == ["c1--shop-web"]
+    # Labelling the namespace later brings its Services in.
+    e = Engine(cfg)
+    e.observe(_ko(ns_plain))
+    e.observe(_ko(svc()))
+    assert not e.flush().trees
+    e.observe(_ko(ns_lab))
+    assert [t.vs_name for t in e.flush().trees] == ["c1--shop-web"]

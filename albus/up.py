@@ -1,0 +1,217 @@
+"""``albus up``: the whole pipeline on this machine, and ``albus status``.
+
+Starts what is not given: an embedded NATS (JetStream on disk), the Avi
+controller simulator (unless a controller is configured), a local
+kube-apiserver/etcd/controller-manager (unless ``--kubeconfig``), then the
+four services as child processes; applies ``--manifests``; prints how to
+reach everything, then a live table of LoadBalancer Services and their VIPs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from albus.broker import NatsServer
+from albus.stack import SERVICES, Child, SimProcess, service, write_config
+from services.common.config import ConfigError, load_config
+
+DEFAULT_WORKDIR = Path(".albus")
+DEMO_SEED = Path(__file__).parent / "demo_seed.yaml"
+
+
+def _status_path(workdir: Path) -> Path:
+    return workdir / "status.json"
+
+
+def show_status(workdir: Path, as_json: bool) -> int:
+    path = _status_path(workdir)
+    if not path.exists():
+        print(f"albus: nothing is running from {workdir} (start it with `albus up`)", file=sys.stderr)
+        return 1
+    info = json.loads(path.read_text())
+    if as_json:
+        print(json.dumps(info, indent=2))
+    else:
+        _print_access(info)
+    return 0
+
+
+def _print_access(info: dict[str, Any]) -> None:
+    print(f"export KUBECONFIG={info['kubeconfig']}")
+    ctl = info["controller"]
+    print(f"# Avi controller: {ctl['url']}  (user {ctl['username']}, password {ctl['password']})"
+          if ctl.get("simulated") else f"# Avi controller: {ctl['url']}")
+    print(f"# NATS: {info['nats']}   logs: {info['logs']}   cluster: {info['cluster']}")
+
+
+def apply_manifests(kubeconfig: str, paths: list[str]) -> None:
+    """Server-side apply of every document, as ``kubectl apply --server-side`` would."""
+    from kubernetes import config, dynamic
+
+    api = dynamic.DynamicClient(config.new_client_from_config(config_file=kubeconfig))
+    for p in paths:
+        for doc in yaml.safe_load_all(Path(p).read_text()):
+            if not isinstance(doc, dict):
+                continue
+            res = api.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+            ns = doc["metadata"].get("namespace") or ("default" if res.namespaced else None)
+            kwargs: dict[str, Any] = {"namespace": ns} if res.namespaced else {}
+            res.server_side_apply(body=doc, name=doc["metadata"]["name"], field_manager="albus-up",
+                                  force_conflicts=True, **kwargs)
+
+
+def _table(kubeconfig: str) -> list[tuple[str, ...]]:
+    from kubernetes import client, config
+
+    core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    rows: list[tuple[str, ...]] = []
+    for s in core.list_service_for_all_namespaces().items:
+        if s.spec.type != "LoadBalancer":
+            continue
+        ports = ",".join(f"{p.port}/{p.protocol}" for p in s.spec.ports or [])
+        ingress = (s.status.load_balancer.ingress if s.status and s.status.load_balancer else None) or []
+        vips = ",".join(i.ip for i in ingress if i.ip) or "<pending>"
+        state = "-"
+        for c in (s.status.conditions or []) if s.status else []:
+            state = f"{c.reason}" if c.status != "True" else "Ready"
+        rows.append((s.metadata.namespace, s.metadata.name, ports, vips, state))
+    return sorted(rows)
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    head = ("NAMESPACE", "NAME", "PORTS", "VIP", "STATE")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    print(time.strftime("%H:%M:%S"))
+    for r in [head, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    sys.stdout.flush()
+
+
+class LocalStack:
+    def __init__(self, workdir: Path, args: argparse.Namespace) -> None:
+        self.workdir = workdir
+        self.args = args
+        self.children: list[Child] = []
+        self.nats: NatsServer | None = None
+        self.cp: Any = None
+
+    def start(self) -> dict[str, Any]:
+        wd = self.workdir
+        logs = wd / "logs"
+        base = load_config(self.args.config) if self.args.config else load_config(env={})
+        cluster = self.args.cluster or base.cluster
+        nats_url = base.albus.natsUrl
+        if not nats_url:
+            self.nats = NatsServer(wd / "nats").start()
+            nats_url = self.nats.url
+        ctl: dict[str, Any]
+        if base.ControllerSettings.controllerHost:
+            ctl = {"url": base.ControllerSettings.controllerHost, "username": base.credentials.username,
+                   "password": base.credentials.password, "simulated": False}
+            vip_networks = [n.model_dump(exclude_defaults=True) for n in base.NetworkSettings.vipNetworkList]
+        else:
+            sim = SimProcess(wd, seed=DEMO_SEED, state=wd / "sim-state.json")
+            self.children.append(sim.start())
+            ctl = {"url": sim.url, "username": sim.username, "password": sim.password, "simulated": True}
+            seed = yaml.safe_load(DEMO_SEED.read_text())
+            vip_networks = seed.get("albus_vip_networks") or []
+        kubeconfig = self.args.kubeconfig
+        if not kubeconfig:
+            from albus.controlplane.launcher import ControlPlane
+
+            print(">> starting the local control plane (kube-apiserver, etcd, kube-controller-manager)")
+            self.cp = ControlPlane(wd / "controlplane")
+            self.cp.start()
+            kubeconfig = str(self.cp.admin_kubeconfig)
+        cfg_path = write_config(
+            wd / "config.yaml", cluster=cluster, controller=ctl["url"], username=ctl["username"],
+            password=ctl["password"], nats_url=nats_url, kubeconfig=kubeconfig, vip_networks=vip_networks,
+        )
+        load_config(cfg_path, env={})  # refuse a bad combination before starting services
+        for name in SERVICES:
+            self.children.append(service(name, cfg_path, logs).start())
+        info = {"kubeconfig": kubeconfig, "controller": ctl, "nats": nats_url, "cluster": cluster,
+                "config": str(cfg_path), "logs": str(logs),
+                "pids": {c.name: c.pid for c in self.children}}
+        _status_path(wd).write_text(json.dumps(info, indent=2))
+        return info
+
+    def stop(self) -> None:
+        for c in reversed(self.children):
+            c.stop()
+        if self.cp is not None:
+            self.cp.stop()
+        if self.nats is not None:
+            self.nats.stop()
+        _status_path(self.workdir).unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="albus up", description=__doc__)
+    p.add_argument("--status", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help="with `albus status`: machine-readable")
+    p.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="state, logs and kubeconfig (default .albus)")
+    p.add_argument("--config", help="albus values file; a controllerHost there replaces the simulator")
+    p.add_argument("--kubeconfig", help="use this cluster instead of starting a local control plane")
+    p.add_argument("--cluster", help="cluster name (default from the config, else my-cluster)")
+    p.add_argument("--manifests", action="append", default=[], help="apply these manifests once up")
+    p.add_argument("--fresh", action="store_true", help="start from empty state")
+    p.add_argument("--until-ready", type=float, metavar="SECONDS",
+                   help="exit 0 once every LoadBalancer Service has a VIP (1 after SECONDS)")
+    args = p.parse_args(argv)
+    workdir = Path(args.workdir).absolute()
+    if args.status:
+        return show_status(workdir, args.json)
+    if args.fresh and workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stack = LocalStack(workdir, args)
+
+    def _term(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        try:
+            info = stack.start()
+        except ConfigError as err:
+            print(f"albus up: {err}", file=sys.stderr)
+            return 2
+        print("albus is up. From another shell:")
+        _print_access(info)
+        print("  kubectl get svc -A        albus status --json        Ctrl-C stops everything")
+        if args.manifests:
+            apply_manifests(info["kubeconfig"], args.manifests)
+            print(f">> applied {', '.join(args.manifests)}")
+        deadline = time.monotonic() + args.until_ready if args.until_ready else None
+        last: list[tuple[str, ...]] | None = None
+        while True:
+            for c in stack.children:
+                if not c.alive:
+                    print(f"albus up: {c.name} exited; its log: {c.log_path}\n{c.log_tail(2000)}", file=sys.stderr)
+                    return 1
+            rows = _table(info["kubeconfig"])
+            if rows != last:
+                _print_table(rows)
+                last = rows
+            if deadline is not None:
+                if rows and all(r[3] != "<pending>" for r in rows):
+                    return 0
+                if time.monotonic() > deadline:
+                    print("albus up: not every Service got a VIP in time", file=sys.stderr)
+                    return 1
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("\nstopping")
+        return 0
+    finally:
+        stack.stop()
