@@ -28,6 +28,20 @@ DEFAULT_WORKDIR = Path(".albus")
 DEMO_SEED = Path(__file__).parent / "demo_seed.yaml"
 
 
+def vip_networks_of_seed(seed: Path) -> list[dict[str, str]]:
+    """NetworkSettings.vipNetworkList for the simulator's seeded networks: first v4 and v6 prefix of each."""
+    import ipaddress
+
+    out: list[dict[str, str]] = []
+    for net in (yaml.safe_load(seed.read_text()) or {}).get("networks") or []:
+        entry = {"networkName": net["name"]}
+        for sub in net.get("subnets") or []:
+            key = "v6cidr" if ipaddress.ip_network(sub["prefix"], strict=False).version == 6 else "cidr"
+            entry.setdefault(key, sub["prefix"])
+        out.append(entry)
+    return out
+
+
 def _status_path(workdir: Path) -> Path:
     return workdir / "status.json"
 
@@ -122,8 +136,7 @@ class LocalStack:
             sim = SimProcess(wd, seed=DEMO_SEED, state=wd / "sim-state.json")
             self.children.append(sim.start())
             ctl = {"url": sim.url, "username": sim.username, "password": sim.password, "simulated": True}
-            seed = yaml.safe_load(DEMO_SEED.read_text())
-            vip_networks = seed.get("albus_vip_networks") or []
+            vip_networks = vip_networks_of_seed(DEMO_SEED)
         kubeconfig = self.args.kubeconfig
         if not kubeconfig:
             from albus.controlplane.launcher import ControlPlane

@@ -1,0 +1,48 @@
+"""Fixtures for end-to-end tests: one pipeline (four service processes + simulator) per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from albus.broker import NatsServer
+from tests.e2e.harness import CLUSTERROLE, Pipeline, make_pipeline
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def pipeline(control_plane: Any, nats_server: NatsServer, tmp_path: Path,
+             request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+    cluster = f"e2e{os.getpid() % 1000}x{next(_ids)}"
+    api = control_plane.kube_client()
+    core = client.CoreV1Api(api)
+    ns = f"{cluster}-ns"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={"albus-e2e": cluster})))
+    # The services run as the project's ClusterRole, never as admin: a missing permission fails here.
+    kubeconfig = control_plane.kubeconfig_for(f"albus-{cluster}", CLUSTERROLE)
+    p = make_pipeline(tmp_path, cluster, ns, api, kubeconfig, nats_server.url)
+    p.start_services()
+    try:
+        yield p
+    finally:
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(p.logs())
+            print("--- sim ---\n" + p.sim.log_tail(3000))
+        p.stop_services()
+        p.sim.stop()
+        core.delete_namespace(ns)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep

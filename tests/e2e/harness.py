@@ -1,0 +1,132 @@
+"""An albus pipeline for one test: its own cluster name, namespace, simulator and four service processes.
+
+Everything is real: kube-apiserver/etcd (session fixture), nats-server
+(session fixture, tests keep apart by cluster name), the simulator as its own
+process, and ``albus watcher|translator|syncer|health`` as four processes
+running with the project's ClusterRole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from avi.sdk.avi_api import ApiSession
+from kubernetes import client
+
+from albus.stack import SERVICES, Child, SimProcess, service, write_config
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[2]
+CLUSTERROLE = REPO / "deploy" / "rbac" / "clusterrole.yaml"
+SIM_SEED = REPO / "albus" / "demo_seed.yaml"
+VIP_NET = {"networkName": "vip-net", "cidr": "127.100.0.0/24", "v6cidr": "fd00:a1b::/64"}
+OBJECT_TYPES = ("virtualservice", "l4policyset", "pool", "vsvip")
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            got = check()
+            if got:
+                return got
+        except Exception as exc:  # the condition may not be evaluable yet
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+@dataclass
+class Pipeline:
+    cluster: str
+    namespace: str
+    workdir: Path
+    sim: SimProcess
+    api: client.ApiClient
+    config_path: Path
+    children: dict[str, Child] = field(default_factory=dict)
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def discovery(self) -> client.DiscoveryV1Api:
+        return client.DiscoveryV1Api(self.api)
+
+    # -- processes ------------------------------------------------------------------
+    def start_services(self) -> None:
+        for name in SERVICES:
+            self.children[name] = service(name, self.config_path, self.workdir / "logs").start()
+
+    def stop_services(self) -> None:
+        for c in self.children.values():
+            c.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n} ---\n{c.log_tail(3000)}" for n, c in self.children.items())
+
+    # -- the controller --------------------------------------------------------------
+    def avi(self) -> ApiSession:
+        return ApiSession(self.sim.url, self.sim.username, self.sim.password, tenant="admin",
+                          api_version="22.1.3")
+
+    def objects(self, obj_type: str) -> dict[str, dict[str, Any]]:
+        """This cluster's objects of one type on the controller, by name (include_name refs)."""
+        s = self.avi()
+        out: dict[str, dict[str, Any]] = {}
+        page = 1
+        while True:
+            rsp = s.get(obj_type, params={"created_by": f"ako-{self.cluster}", "include_name": "true",
+                                          "page_size": 200, "page": page})
+            assert rsp.status_code == 200, rsp.text
+            body = rsp.json()
+            for o in body["results"]:
+                out[o["name"]] = o
+            if not body.get("next"):
+                return out
+            page += 1
+
+    def all_objects(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {t: self.objects(t) for t in OBJECT_TYPES}
+
+    def admin(self, method: str, path: str, **kw: Any) -> Any:
+        rsp = requests.request(method, f"{self.sim.url}/_sim/{path}", timeout=10, **kw)
+        rsp.raise_for_status()
+        return rsp.json() if rsp.content else None
+
+    def writes(self) -> list[dict[str, Any]]:
+        """Every mutating call the controller got since the last reset, from the simulator's request log."""
+        log = self.admin("GET", "requests")
+        entries = log["requests"] if isinstance(log, dict) else log
+        return [e for e in entries if e["method"] in ("POST", "PUT", "PATCH", "DELETE")
+                and not str(e.get("path", "")).startswith(("/login", "/logout"))]
+
+    def reset_log(self) -> None:
+        self.admin("DELETE", "requests")
+
+    # -- Kubernetes --------------------------------------------------------------------
+    def vips(self, name: str) -> list[str]:
+        s = self.core.read_namespaced_service_status(name, self.namespace)
+        ing = (s.status.load_balancer.ingress if s.status and s.status.load_balancer else None) or []
+        return [i.ip for i in ing if i.ip]
+
+
+def make_pipeline(workdir: Path, cluster: str, namespace: str, admin_api: client.ApiClient,
+                  kubeconfig: Path, nats_url: str) -> Pipeline:
+    sim = SimProcess(workdir, seed=SIM_SEED).start()
+    cfg = write_config(
+        workdir / "config.yaml", cluster=cluster, controller=sim.url, username=sim.username,
+        password=sim.password, nats_url=nats_url, kubeconfig=str(kubeconfig), vip_networks=[VIP_NET],
+        extra={"AKOSettings": {"namespaceSelector": {"labelKey": "albus-e2e", "labelValue": cluster},
+                               "fullSyncFrequency": 3600},
+               "ControllerSettings": {"controllerVersion": "22.1.3"}},
+    )
+    return Pipeline(cluster=cluster, namespace=namespace, workdir=workdir, sim=sim, api=admin_api, config_path=cfg)
