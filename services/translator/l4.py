@@ -237,9 +237,10 @@ def translate_service(
             services.append(svc_port)
 
     policy_name = naming.l4_policyset(cluster, ns, name)
+    # Policy sets are not cloud-scoped objects: the controller refuses a cloud_ref on them.
     policyset = {
         "name": policy_name,
-        **common,
+        **{k: v for k, v in common.items() if k != "cloud_ref"},
         "l4_connection_policy": {"rules": rules},
         "markers": markers(cluster, Namespace=ns, ServiceName=name, Protocol=",".join(protocols)),
     }

@@ -70,7 +70,7 @@ def test_two_port_tcp_udp_service_gives_exact_objects() -> None:
     assert [s["port"] for s in udp["servers"]] == [5353, 5353, 5353]
     assert udp["health_monitor_refs"] == ["/api/healthmonitor/?name=System-UDP"]
     assert out["l4policyset"] == [{
-        "name": "c1--shop-web", **COMMON,
+        "name": "c1--shop-web", "tenant_ref": "/api/tenant/?name=admin", "created_by": "ako-c1",
         "l4_connection_policy": {"rules": [
             {"name": "TCP-80", "index": 1, "enable": True,
              "match": {"port": {"match_criteria": "IS_IN", "ports": [80]},
