@@ -1,0 +1,7 @@
+"""`python -m albus.sim`."""
+
+import sys
+
+from albus.sim.cli import main
+
+sys.exit(main())

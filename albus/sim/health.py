@@ -1,0 +1,301 @@
+"""Active health checks of pool members and the runtime views built from them.
+
+One asyncio task per pool with a health monitor probes every enabled member each interval:
+TCP monitors (and every type without a special case) open a TCP connection; HTTP/HTTPS monitors send
+the monitor's request (default `HEAD / HTTP/1.0`) and accept the configured response classes
+(default 2xx/3xx). UDP and PING monitors cannot be probed faithfully without a protocol-specific
+reply or raw sockets, so they report a member up while it is enabled (documented). A pool without a
+monitor reports its enabled members up, as the controller does. A member turns down on the first
+failed probe and up on the first good one (the controller waits for `failed_checks` /
+`successful_checks`; tests want a state that follows the listener within one interval).
+Fault injection can pin a member's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from albus.sim.store import Record, Store
+
+Json = Any
+Key = tuple[str, str, int]  # (pool uuid, ip, port)
+
+
+@dataclass
+class ServerState:
+    state: str = "OPER_CREATING"
+    reason: list[str] = field(default_factory=list)
+    since: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Json]:
+        secs = int(self.since)
+        return {"state": self.state, "reason": list(self.reason),
+                "last_changed_time": {"secs": secs, "usecs": int((self.since - secs) * 1e6)}}
+
+
+def _server_port(pool: Record, s: dict[str, Json]) -> int:
+    return int(s.get("port") or pool.data.get("default_server_port", 80))
+
+
+class Health:
+    def __init__(self, store: Store, interval: float | None = None) -> None:
+        self.store = store
+        self.interval = interval  # global override of every monitor's send_interval
+        self.states: dict[Key, ServerState] = {}
+        self.overrides: dict[Key, tuple[str, str]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.running = False
+        store.hooks.append(self._hook)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.running = True
+        for pool in list(self.store.by_type.get("pool", {}).values()):
+            self._reconcile(pool.uuid)
+
+    async def stop(self) -> None:
+        self.running = False
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    def reset(self) -> None:
+        """Forget every state (controller restart): members are probed afresh."""
+        self.states.clear()
+        for uuid in list(self._tasks):
+            self._reconcile(uuid)
+
+    def _hook(self, event: str, rec: Record) -> None:
+        if not self.running or self._loop is None:
+            return
+        if rec.type == "pool":
+            # after the current write (or its rollback) settles
+            self._loop.call_soon(self._reconcile, rec.uuid)
+        elif rec.type == "healthmonitor":
+            for user in self.store.referrer_records(rec.uuid):
+                if user.type == "pool":
+                    self._loop.call_soon(self._reconcile, user.uuid)
+
+    def _reconcile(self, pool_uuid: str) -> None:
+        old = self._tasks.pop(pool_uuid, None)
+        if old is not None:
+            old.cancel()
+        pool = self.store.get(pool_uuid)
+        if pool is None:
+            for k in [k for k in self.states if k[0] == pool_uuid]:
+                del self.states[k]
+            return
+        live = {(pool_uuid, s["ip"]["addr"], _server_port(pool, s)) for s in pool.data.get("servers", []) or []}
+        for k in [k for k in self.states if k[0] == pool_uuid and k not in live]:
+            del self.states[k]
+        if self.running and self._monitor(pool) is not None:
+            self._tasks[pool_uuid] = asyncio.get_running_loop().create_task(self._run(pool_uuid))
+
+    def _monitor(self, pool: Record) -> Record | None:
+        for ref in pool.data.get("health_monitor_refs", []) or []:
+            hm = self.store.get(ref)
+            if hm is not None:
+                return hm
+        return None
+
+    async def _run(self, pool_uuid: str) -> None:
+        while True:
+            pool = self.store.get(pool_uuid)
+            if pool is None:
+                return
+            hm = self._monitor(pool)
+            if hm is None:
+                return
+            interval = self.interval if self.interval else float(hm.data.get("send_interval", 10))
+            timeout = min(float(hm.data.get("receive_timeout", 4)), max(interval * 0.8, 0.05))
+            servers = [s for s in pool.data.get("servers", []) or [] if s.get("enabled", True)]
+            results = await asyncio.gather(*(self._safe_probe(hm, s, pool, timeout) for s in servers))
+            for s, (ok, reason) in zip(servers, results, strict=True):
+                key = (pool_uuid, s["ip"]["addr"], _server_port(pool, s))
+                self._set(key, "OPER_UP" if ok else "OPER_DOWN", [] if ok else [reason])
+            await asyncio.sleep(interval)
+
+    def _set(self, key: Key, state: str, reason: list[str]) -> None:
+        cur = self.states.get(key)
+        if cur is None or cur.state != state:
+            self.states[key] = ServerState(state, reason)
+        else:
+            cur.reason = reason
+
+    async def _safe_probe(self, hm: Record, s: dict[str, Json], pool: Record, timeout: float) -> tuple[bool, str]:
+        # a probe bug must not silently end the pool's checker task
+        try:
+            return await self._probe(hm, s, pool, timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            return False, f"Health check error: {type(e).__name__}: {e}"
+
+    async def _probe(self, hm: Record, s: dict[str, Json], pool: Record, timeout: float) -> tuple[bool, str]:
+        mtype = hm.data.get("type", "HEALTH_MONITOR_TCP")
+        ip = s["ip"]["addr"]
+        port = int(hm.data.get("monitor_port") or _server_port(pool, s))
+        if mtype in ("HEALTH_MONITOR_UDP", "HEALTH_MONITOR_PING"):
+            return True, ""
+        tls = mtype == "HEALTH_MONITOR_HTTPS"
+        ctx: ssl.SSLContext | None = None
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port, ssl=ctx), timeout)
+        except (TimeoutError, OSError) as e:
+            return False, f"Connect failed: {type(e).__name__}" if not str(e) else f"Connect failed: {e}"
+        try:
+            if mtype not in ("HEALTH_MONITOR_HTTP", "HEALTH_MONITOR_HTTPS"):
+                return True, ""
+            conf = hm.data.get("https_monitor" if tls else "http_monitor") or {}
+            req = str(conf.get("http_request", "HEAD / HTTP/1.0"))
+            codes = conf.get("http_response_code") or ["HTTP_2XX", "HTTP_3XX"]
+            writer.write(f"{req}\r\nHost: {ip}\r\nUser-Agent: avi/1.0\r\n\r\n".encode())
+            await writer.drain()
+            line = await asyncio.wait_for(reader.readline(), timeout)
+            parts = line.decode("latin-1").split()
+            if len(parts) < 2 or not parts[1].isdigit():
+                return False, "Invalid HTTP response"
+            code = int(parts[1])
+            if f"HTTP_{code // 100}XX" in codes or "HTTP_ANY" in codes:
+                return True, ""
+            return False, f"Response code {code} not in {codes}"
+        except (TimeoutError, OSError) as e:
+            return False, f"Health check failed: {type(e).__name__}"
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    # ---- views -------------------------------------------------------------------------------
+    def server_status(self, pool: Record, s: dict[str, Json]) -> ServerState:
+        key = (pool.uuid, s["ip"]["addr"], _server_port(pool, s))
+        ov = self.overrides.get(key)
+        if ov is not None:
+            return ServerState(ov[0], [ov[1]] if ov[1] else [])
+        if not pool.data.get("enabled", True):
+            return ServerState("OPER_DISABLED", ["Pool disabled"])
+        if not s.get("enabled", True):
+            return ServerState("OPER_DISABLED", ["Server disabled"])
+        if self._monitor(pool) is None:
+            return ServerState("OPER_UP", [])
+        st = self.states.get(key)
+        return st if st is not None else ServerState("OPER_CREATING", ["Health check pending"])
+
+    def pool_servers(self, pool: Record) -> list[dict[str, Json]]:
+        out = []
+        for s in pool.data.get("servers", []) or []:
+            st = self.server_status(pool, s)
+            out.append({"ip_addr": dict(s["ip"]), "port": _server_port(pool, s), "hostname": s.get("hostname"),
+                        "enabled": s.get("enabled", True), "oper_status": st.to_json(),
+                        "pool_ref": pool.uuid, "pool_name": pool.name})
+        return out
+
+    def pool_runtime(self, pool: Record) -> dict[str, Json]:
+        servers = pool.data.get("servers", []) or []
+        states = [self.server_status(pool, s) for s in servers]
+        enabled = sum(1 for s in servers if s.get("enabled", True))
+        up = sum(1 for st in states if st.state == "OPER_UP")
+        if not pool.data.get("enabled", True):
+            oper = ServerState("OPER_DISABLED", ["Pool disabled"])
+        elif up:
+            oper = ServerState("OPER_UP", [])
+        elif any(st.state == "OPER_CREATING" for st in states):
+            oper = ServerState("OPER_CREATING", ["Health check pending"])
+        else:
+            oper = ServerState("OPER_DOWN", ["No servers configured"] if not servers else ["All servers are down"])
+        total = len(servers)
+        return {"name": pool.name, "uuid": pool.uuid, "oper_status": oper.to_json(), "num_servers": total,
+                "num_servers_enabled": enabled, "num_servers_up": up,
+                "percent_servers_up_enabled": int(100 * up / enabled) if enabled else 0,
+                "percent_servers_up_total": int(100 * up / total) if total else 0}
+
+    def vs_pools(self, vs: Record) -> list[Record]:
+        """Pools a virtual service sends traffic to: pool, pool group members, policy switching."""
+        seen: dict[str, Record] = {}
+
+        def add_pool(u: Json) -> None:
+            r = self.store.get(str(u))
+            if r is not None and r.type == "pool":
+                seen[r.uuid] = r
+
+        def add_pg(u: Json) -> None:
+            pg = self.store.get(str(u))
+            if pg is not None:
+                for m in pg.data.get("members", []) or []:
+                    add_pool(m.get("pool_ref"))
+
+        d = vs.data
+        if d.get("pool_ref"):
+            add_pool(d["pool_ref"])
+        if d.get("pool_group_ref"):
+            add_pg(d["pool_group_ref"])
+        for hp in d.get("http_policies", []) or []:
+            ps = self.store.get(hp.get("http_policy_set_ref", ""))
+            if ps is None:
+                continue
+            for rule in (ps.data.get("http_request_policy") or {}).get("rules", []) or []:
+                sa = rule.get("switching_action") or {}
+                if sa.get("pool_ref"):
+                    add_pool(sa["pool_ref"])
+                if sa.get("pool_group_ref"):
+                    add_pg(sa["pool_group_ref"])
+        for lp in d.get("l4_policies", []) or []:
+            ps = self.store.get(lp.get("l4_policy_set_ref", ""))
+            if ps is None:
+                continue
+            for rule in (ps.data.get("l4_connection_policy") or {}).get("rules", []) or []:
+                sp = (rule.get("action") or {}).get("select_pool") or {}
+                if sp.get("pool_ref"):
+                    add_pool(sp["pool_ref"])
+                if sp.get("pool_group_ref"):
+                    add_pg(sp["pool_group_ref"])
+        return list(seen.values())
+
+    def vs_runtime(self, vs: Record) -> dict[str, Json]:
+        d = vs.data
+        pools = self.vs_pools(vs)
+        pool_states = [self.pool_runtime(p)["oper_status"]["state"] for p in pools]
+        if not d.get("enabled", True):
+            oper = ServerState("OPER_DISABLED", ["Virtual service disabled"])
+        elif not pools or "OPER_UP" in pool_states:
+            oper = ServerState("OPER_UP", [])
+        elif "OPER_CREATING" in pool_states:
+            oper = ServerState("OPER_CREATING", ["Health check pending"])
+        else:
+            oper = ServerState("OPER_DOWN", ["Pool down"])
+        if d.get("type") == "VS_TYPE_VH_CHILD" and oper.state == "OPER_UP":
+            parent = self.store.get(str(d.get("vh_parent_vs_ref", "")))
+            if parent is not None and not parent.data.get("enabled", True):
+                oper = ServerState("OPER_DOWN", ["Parent virtual service disabled"])
+        vips = []
+        vsvip = self.store.get(str(d.get("vsvip_ref", "")))
+        for v in (vsvip.data.get("vip", []) if vsvip is not None else []) or []:
+            item: dict[str, Json] = {"vip_id": v.get("vip_id"), "oper_status": oper.to_json()}
+            if "ip_address" in v:
+                item["ip_address"] = dict(v["ip_address"])
+            if "ip6_address" in v:
+                item["ip6_address"] = dict(v["ip6_address"])
+            vips.append(item)
+        return {"name": vs.name, "uuid": vs.uuid, "oper_status": oper.to_json(), "vip_summary": vips,
+                "percent_ses_up": 100 if oper.state == "OPER_UP" else 0}
+
+
+def health_score(state: str) -> dict[str, Json]:
+    score = 100.0 if state == "OPER_UP" else 0.0
+    return {"health_score": score, "anomaly_penalty": 0, "resources_penalty": 0, "security_penalty": 0,
+            "performance_score": score}
