@@ -1,0 +1,316 @@
+"""Applying one VS tree: read, diff the owned fields, write only the difference.
+
+* A tree none of whose objects exist goes as one ``POST /api/macro``; a
+  controller without the macro API (404/405/501) gets per-object creates in
+  dependency order, and the applier remembers not to try again.
+* Existing objects are compared field by field (owned fields only) and PUT
+  only when different, as the cached object with the owned fields replaced.
+* Objects the VS used before but the tree no longer holds are deleted after
+  the VS update, children last. A deleted tree deletes the VS first.
+* A failure aborts the rest of the tree, deletes what this attempt created
+  (it was never in use), and becomes an ``ApplyOutcome`` with ``ok=False``.
+  Nothing that was working is deleted because of an error.
+* Before every delete the object's owner stamp and marker must be this
+  cluster's; before every write batch the caller's fence must hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from services.common.contracts import ApplyOutcome, AviObject, VsTree
+from services.syncer.avi_client import CallCounter, ControllerClient, ControllerError, Reply, error_text
+from services.syncer.cache import Key, ObjectCache, TenantObjects, deletion_order, owned_by
+from services.syncer.diff import differing_fields, merge_owned, owned_equal
+from services.syncer.macro import MacroError, macro_body
+from services.syncer.refs import parse_ref
+
+log = logging.getLogger(__name__)
+
+Fence = Callable[[], Awaitable[None]]
+MACRO_UNSUPPORTED = frozenset({404, 405, 501})
+
+
+async def _no_fence() -> None:
+    return None
+
+
+class ApplyFailed(Exception):
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _fail(what: str, reply: Reply) -> ApplyFailed:
+    return ApplyFailed(reply.status, f"{what}: {error_text(reply.body, reply.text)}")
+
+
+@dataclass
+class _Run:
+    """One attempt at one tree."""
+
+    tree: VsTree
+    tc: TenantObjects
+    counter: CallCounter
+    fence: Fence
+    created: list[Key]
+    fenced: bool = False
+
+    async def before_write(self) -> None:
+        if not self.fenced:
+            await self.fence()
+            self.fenced = True
+
+
+def _uuid(obj: dict[str, Any] | None) -> str | None:
+    if not obj:
+        return None
+    uuid = obj.get("uuid")
+    return uuid if isinstance(uuid, str) else None
+
+
+def vips_of(vsvip: dict[str, Any] | None) -> tuple[str, ...]:
+    """The v4 and v6 addresses of a vsvip, in vip order."""
+    out: list[str] = []
+    for vip in (vsvip or {}).get("vip") or []:
+        if not isinstance(vip, dict):
+            continue
+        for field in ("ip_address", "ip6_address"):
+            addr = (vip.get(field) or {}).get("addr") if isinstance(vip.get(field), dict) else None
+            if isinstance(addr, str) and addr and addr not in out:
+                out.append(addr)
+    return tuple(out)
+
+
+class TreeApplier:
+    def __init__(self, client: ControllerClient, cache: ObjectCache) -> None:
+        self.client = client
+        self.cache = cache
+        self.cluster = cache.cluster
+        self.macro_supported: bool | None = None
+        # The cache must have been listed after this moment (monotonic) to be
+        # trusted: raised when a partition is taken and at every resync.
+        self.fresh_since = 0.0
+        # The last tree applied per (tenant, vs): its objects are candidates for
+        # clean-up when the next tree drops them (the controller walk covers restarts).
+        self._previous: dict[tuple[str, str], VsTree] = {}
+        # Trees whose last attempt failed: their objects are re-read before the next.
+        self._suspect: set[tuple[str, str]] = set()
+
+    async def apply(self, tree: VsTree, fence: Fence = _no_fence) -> ApplyOutcome:
+        counter = CallCounter()
+        key = (tree.tenant, tree.vs_name)
+        try:
+            if tree.cluster != self.cluster:
+                raise ApplyFailed(None, f"tree of cluster {tree.cluster} given to the syncer of {self.cluster}")
+            tc = await self.cache.ensure(tree.tenant, since=self.fresh_since, counter=counter)
+            run = _Run(tree=tree, tc=tc, counter=counter, fence=fence, created=[])
+            if key in self._suspect:
+                await self._reread(run)
+            if tree.deleted:
+                await self._delete_tree(run)
+            else:
+                await self._apply_tree(run)
+        except ApplyFailed as exc:
+            self._suspect.add(key)
+            log.warning("tree %s/%s: %s", tree.tenant, tree.vs_name, exc.message)
+            return self._outcome(tree, counter, ok=False, error=exc.message, status=exc.status)
+        except ControllerError as exc:
+            self._suspect.add(key)
+            log.warning("tree %s/%s: %s", tree.tenant, tree.vs_name, exc)
+            return self._outcome(tree, counter, ok=False, error=str(exc), status=exc.status)
+        self._suspect.discard(key)
+        if tree.deleted:
+            self._previous.pop(key, None)
+        else:
+            self._previous[key] = tree
+        return self._outcome(tree, counter, ok=True)
+
+    # -- reading -----------------------------------------------------------
+
+    async def _reread(self, run: _Run) -> None:
+        keys = {(o.type, o.name) for o in run.tree.objects} | {("virtualservice", run.tree.vs_name)}
+        for obj_type, name in sorted(keys):
+            await self.cache.reread(run.tree.tenant, obj_type, name, run.counter)
+
+    def _old_objects(self, run: _Run) -> set[Key]:
+        """What the VS uses on the controller now, plus what the last tree held."""
+        vs_key = ("virtualservice", run.tree.vs_name)
+        old = run.tc.referenced_from(vs_key)
+        if run.tc.get(*vs_key) is not None:
+            old.add(vs_key)
+        prev = self._previous.get((run.tree.tenant, run.tree.vs_name))
+        if prev is not None:
+            old |= {(o.type, o.name) for o in prev.objects if run.tc.get(o.type, o.name) is not None}
+        return old
+
+    # -- writing -----------------------------------------------------------
+
+    async def _apply_tree(self, run: _Run) -> None:
+        tree = run.tree
+        old = self._old_objects(run)
+        exists = [run.tc.get(o.type, o.name) is not None for o in tree.objects]
+        try:
+            if not any(exists) and self.macro_supported is not False and await self._macro(run):
+                pass
+            else:
+                for obj in tree.objects:
+                    await self._ensure_object(run, obj)
+            stale = old - {(o.type, o.name) for o in tree.objects}
+            if stale:
+                await self._delete(run, deletion_order(stale), strict=False)
+        except (ApplyFailed, ControllerError):
+            await self._rollback(run)
+            raise
+
+    async def _macro(self, run: _Run) -> bool:
+        """True when the macro call created the tree; False to fall back to per-object creates."""
+        try:
+            body = macro_body(run.tree)
+        except MacroError as exc:
+            log.info("tree %s: no macro (%s)", run.tree.vs_name, exc)
+            return False
+        await run.before_write()
+        reply = await self.client.call("post", "macro", tenant=run.tree.tenant, data=body, counter=run.counter)
+        if reply.status in MACRO_UNSUPPORTED and self.macro_supported is not True:
+            log.info("controller has no macro API (%s); creating object by object", reply.status)
+            self.macro_supported = False
+            return False
+        if reply.status == 409:
+            # Something of the tree exists after all (made by another writer): look, then go per object.
+            for obj in run.tree.objects:
+                await self.cache.reread(run.tree.tenant, obj.type, obj.name, run.counter)
+            return False
+        if not reply.ok:
+            raise _fail(f"create {run.tree.vs_name} (macro)", reply)
+        self.macro_supported = True
+        self._absorb_macro_reply(run, reply.body)
+        for obj in run.tree.objects:
+            if run.tc.get(obj.type, obj.name) is None:
+                await self.cache.reread(run.tree.tenant, obj.type, obj.name, run.counter)
+        return True
+
+    def _absorb_macro_reply(self, run: _Run, body: Any) -> None:
+        wanted = {(o.type, o.name) for o in run.tree.objects}
+        items = body if isinstance(body, list) else [body]
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+                continue
+            ref = parse_ref(item["url"])
+            if ref is not None and (ref.type, item.get("name")) in wanted:
+                self.cache.store(run.tree.tenant, ref.type, item)
+
+    async def _ensure_object(self, run: _Run, obj: AviObject, attempt: int = 0) -> None:
+        tenant = run.tree.tenant
+        cached = run.tc.get(obj.type, obj.name)
+        body = dict(obj.body)
+        body.setdefault("name", obj.name)
+        if cached is None:
+            await run.before_write()
+            reply = await self.client.call("post", obj.type, tenant=tenant, data=body, counter=run.counter)
+            if reply.status == 409 and attempt == 0:
+                found = await self.cache.reread(tenant, obj.type, obj.name, run.counter)
+                if found is not None and not owned_by(found, self.cluster):
+                    raise ApplyFailed(409, f"{obj.type} {obj.name} exists and is not owned by cluster {self.cluster}")
+                return await self._ensure_object(run, obj, attempt + 1)
+            if not reply.ok:
+                raise _fail(f"create {obj.type} {obj.name}", reply)
+            run.created.append((obj.type, obj.name))
+            if isinstance(reply.body, dict):
+                self.cache.store(tenant, obj.type, reply.body)
+            else:
+                await self.cache.reread(tenant, obj.type, obj.name, run.counter)
+            return None
+        if owned_equal(body, cached):
+            return None
+        if not owned_by(cached, self.cluster):
+            raise ApplyFailed(None, f"{obj.type} {obj.name} is not marked as cluster {self.cluster}'s; not updating")
+        log.debug("%s %s differs in %s", obj.type, obj.name, differing_fields(body, cached))
+        await run.before_write()
+        uuid = _uuid(cached)
+        reply = await self.client.call(
+            "put", f"{obj.type}/{uuid}", tenant=tenant, data=merge_owned(cached, body), counter=run.counter
+        )
+        if reply.status in (404, 409, 412) and attempt == 0:
+            # The cache was wrong about this object: read it again and redo.
+            await self.cache.reread(tenant, obj.type, obj.name, run.counter)
+            return await self._ensure_object(run, obj, attempt + 1)
+        if not reply.ok:
+            raise _fail(f"update {obj.type} {obj.name}", reply)
+        if isinstance(reply.body, dict):
+            self.cache.store(tenant, obj.type, reply.body)
+        return None
+
+    async def _delete_tree(self, run: _Run) -> None:
+        targets = self._old_objects(run)
+        if targets:
+            await self._delete(run, deletion_order(targets), strict=True)
+
+    async def delete_owned(self, tenant: str, key: Key, counter: CallCounter, fence: Fence) -> None:
+        """Delete one object if the cache knows it and it is this cluster's; 404 counts as done."""
+        obj = self.cache.tenant_objects(tenant).get(*key)
+        if obj is None:
+            return
+        if not owned_by(obj, self.cluster):
+            raise ApplyFailed(None, f"refusing to delete {key[0]} {key[1]}: not marked as cluster {self.cluster}'s")
+        await fence()
+        reply = await self.client.call("delete", f"{key[0]}/{_uuid(obj)}", tenant=tenant, counter=counter)
+        if reply.ok or reply.status == 404:
+            self.cache.drop(tenant, *key)
+            return
+        raise _fail(f"delete {key[0]} {key[1]}", reply)
+
+    async def _delete(self, run: _Run, keys: list[Key], *, strict: bool) -> None:
+        """Delete in the given order; unless ``strict``, a refusal is logged and left to GC."""
+        for key in keys:
+            try:
+                await self.delete_owned(run.tree.tenant, key, run.counter, run.fence)
+            except ApplyFailed as exc:
+                if strict:
+                    raise
+                log.warning("tree %s: leaving %s %s for later: %s", run.tree.vs_name, *key, exc.message)
+
+    async def _rollback(self, run: _Run) -> None:
+        """Remove what this attempt created: nothing uses it yet."""
+        for key in deletion_order(run.created):
+            try:
+                await self.delete_owned(run.tree.tenant, key, run.counter, run.fence)
+            except (ApplyFailed, ControllerError) as exc:
+                log.warning("tree %s: could not roll back %s %s: %s", run.tree.vs_name, *key, exc)
+
+    # -- reporting ---------------------------------------------------------
+
+    def _outcome(
+        self, tree: VsTree, counter: CallCounter, *, ok: bool, error: str | None = None, status: int | None = None
+    ) -> ApplyOutcome:
+        tc = self.cache.tenant_objects(tree.tenant)
+        uuids: dict[str, str] = {}
+        vips: tuple[str, ...] = ()
+        if not tree.deleted:
+            for obj in tree.objects:
+                cached = tc.get(obj.type, obj.name)
+                uuid = _uuid(cached)
+                if uuid:
+                    uuids[f"{obj.type}/{obj.name}"] = uuid
+                if obj.type == "vsvip":
+                    vips += tuple(v for v in vips_of(cached) if v not in vips)
+        return ApplyOutcome(
+            cluster=tree.cluster,
+            tenant=tree.tenant,
+            vs_name=tree.vs_name,
+            checksum=tree.checksum,
+            ok=ok,
+            deleted=tree.deleted,
+            error=error,
+            error_status=status,
+            # On failure these are what still stands (an update that failed
+            # leaves the old VIP serving); a failed create left nothing.
+            vips=vips,
+            uuids=uuids,
+            sources=tree.sources,
+            writes=counter.writes,
+        )

@@ -1,0 +1,311 @@
+"""The controller client: avisdk sessions driven from a thread pool.
+
+avisdk's ``ApiSession`` is synchronous (requests) and not safe to share
+between threads, so the client keeps one session per worker thread, all
+sharing one login (avisdk keys its session cache by controller, user and
+tenant; later sessions are created lazily and pick up the first one's
+cookies). Around every call:
+
+* a token bucket (``albus.syncer.callsPerSecond``) — the controller
+  rate-limits each client, and every call counts;
+* at most ``albus.syncer.concurrency`` calls in flight (the pool size);
+* retries with exponential back-off and jitter on 429/502/503/504 and on
+  connection errors and timeouts (avisdk itself re-logins on 401/419).
+
+Passwords, cookies and tokens never reach a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+
+from services.common.config import Config
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+PAGE_SIZE = 200
+WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
+class Session(Protocol):
+    """What the client needs of ``avi.sdk.avi_api.ApiSession``."""
+
+    def get(self, path: str, tenant: str = ..., **kwargs: Any) -> requests.Response: ...
+    def post(self, path: str, data: Any = ..., tenant: str = ..., **kwargs: Any) -> requests.Response: ...
+    def put(self, path: str, data: Any = ..., tenant: str = ..., **kwargs: Any) -> requests.Response: ...
+    def patch(self, path: str, data: Any = ..., tenant: str = ..., **kwargs: Any) -> requests.Response: ...
+    def delete(self, path: str, tenant: str = ..., **kwargs: Any) -> requests.Response: ...
+
+
+class ControllerError(Exception):
+    """A controller call that failed for good: its HTTP status (None: no answer) and message."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(f"{status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+    text: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass
+class CallCounter:
+    """Controller calls made (each retry counts: the controller saw it)."""
+
+    reads: int = 0
+    writes: int = 0
+    retries: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+    def add(self, method: str, status: int | None) -> None:
+        if method in WRITE_METHODS:
+            self.writes += 1
+        else:
+            self.reads += 1
+        if status is not None:
+            self.by_status[status] = self.by_status.get(status, 0) + 1
+
+
+class TokenBucket:
+    """``rate`` calls per second on average, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(1.0, rate)
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+                self.stamp = now
+                if self.tokens >= 1.0:
+                    self.tokens -= 1.0
+                    return
+                await asyncio.sleep((1.0 - self.tokens) / self.rate)
+
+
+def error_text(body: Any, text: str) -> str:
+    """The controller's message: ``{"error": ...}`` when JSON, else the raw text."""
+    if isinstance(body, dict):
+        for key in ("error", "detail", "message"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    return text.strip()[:500]
+
+
+def _parse(resp: requests.Response) -> Reply:
+    body: Any = None
+    text = resp.text or ""
+    if text:
+        try:
+            # Not resp.json(): avisdk's ApiResponse raises on non-2xx there.
+            body = json.loads(text)
+        except ValueError:
+            body = None
+    headers = {k.lower(): v for k, v in (resp.headers or {}).items() if k.lower() == "retry-after"}
+    return Reply(status=int(resp.status_code), body=body, text=text, headers=headers)
+
+
+def avisdk_session_factory(cfg: Config) -> Callable[[bool], Session]:
+    """Builds avisdk sessions from configuration; ``lazy`` ones reuse the first login."""
+    from avi.sdk.avi_api import ApiSession
+
+    ctrl = cfg.ControllerSettings
+    creds = cfg.credentials
+    verify: bool | str = ctrl.caFile or ctrl.verifyTLS
+
+    def make(lazy: bool) -> Session:
+        session: Session = ApiSession(
+            controller_ip=ctrl.controllerHost,
+            username=creds.username,
+            password=creds.password or None,
+            token=creds.authtoken or None,
+            tenant=ctrl.tenantName,
+            verify=verify,
+            api_version=ctrl.controllerVersion,
+            timeout=60,
+            lazy_authentication=lazy,
+        )
+        return session
+
+    return make
+
+
+class ControllerClient:
+    """Async facade over a pool of avisdk sessions."""
+
+    def __init__(
+        self,
+        make_session: Callable[[bool], Session],
+        *,
+        concurrency: int = 8,
+        calls_per_second: float = 30.0,
+        retry_max_seconds: float = 30.0,
+        backoff_base: float = 0.2,
+    ) -> None:
+        self._make_session = make_session
+        self._concurrency = concurrency
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="avi")
+        self._idle: asyncio.Queue[Session] = asyncio.Queue()
+        self._created = 0
+        self._first_login = asyncio.Lock()
+        self._slots = asyncio.Semaphore(concurrency)
+        self.bucket = TokenBucket(calls_per_second)
+        self.retry_max_seconds = retry_max_seconds
+        self.backoff_base = backoff_base
+        self.counter = CallCounter()
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> ControllerClient:
+        s = cfg.albus.syncer
+        return cls(
+            avisdk_session_factory(cfg),
+            concurrency=s.concurrency,
+            calls_per_second=s.callsPerSecond,
+            retry_max_seconds=s.retryMaxSeconds,
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _session(self) -> Session:
+        with contextlib.suppress(asyncio.QueueEmpty):
+            return self._idle.get_nowait()
+        loop = asyncio.get_running_loop()
+        # The first session logs in; the others wait for it and reuse its login.
+        async with self._first_login:
+            lazy = self._created > 0
+            if not lazy:
+                session = await loop.run_in_executor(self._pool, self._make_session, False)
+                self._created += 1
+                return session
+        session = await loop.run_in_executor(self._pool, self._make_session, True)
+        self._created += 1
+        return session
+
+    async def _once(self, method: str, path: str, tenant: str, data: Any, params: dict[str, Any] | None,
+                    counter: CallCounter | None) -> Reply:
+        await self.bucket.take()
+        async with self._slots:
+            session = await self._session()
+            loop = asyncio.get_running_loop()
+            kwargs: dict[str, Any] = {"tenant": tenant}
+            if params:
+                kwargs["params"] = dict(params)
+            if data is not None:
+                kwargs["data"] = data
+            fn = getattr(session, method)
+            status: int | None = None
+            try:
+                resp = await loop.run_in_executor(self._pool, lambda: fn(path, **kwargs))
+                reply = _parse(resp)
+                status = reply.status
+                return reply
+            finally:
+                self.counter.add(method, status)
+                if counter is not None:
+                    counter.add(method, status)
+                self._idle.put_nowait(session)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        tenant: str,
+        data: Any = None,
+        params: dict[str, Any] | None = None,
+        counter: CallCounter | None = None,
+    ) -> Reply:
+        """One logical call, retried on rate limiting, overload and lost connections.
+
+        Returns the final reply whatever its status; raises ControllerError
+        only when no answer came (or avisdk gave up re-logging in).
+        """
+        from avi.sdk.avi_api import APIError
+
+        deadline = time.monotonic() + self.retry_max_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            try:
+                reply = await self._once(method, path, tenant, data, params, counter)
+                if reply.status not in RETRY_STATUSES:
+                    return reply
+                failure = f"{reply.status} {error_text(reply.body, reply.text)}"
+                retry_after = _retry_after(reply)
+                last: Reply | ControllerError = reply
+            except requests.RequestException as exc:
+                failure = f"{type(exc).__name__}"
+                last = ControllerError(None, f"controller unreachable: {type(exc).__name__}")
+            except APIError as exc:  # avisdk: re-login failed or retries exhausted
+                rsp = exc.args[1] if len(exc.args) > 1 else getattr(exc, "rsp", None)
+                status = getattr(rsp, "status_code", None)
+                raise ControllerError(status, f"{method.upper()} {path}: login/session failure") from None
+            delay = min(8.0, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            if time.monotonic() + delay > deadline:
+                if isinstance(last, Reply):
+                    return last
+                raise last
+            self.counter.retries += 1
+            if counter is not None:
+                counter.retries += 1
+            log.info("%s %s: %s, retry %d in %.2fs", method.upper(), path, failure, attempt, delay)
+            await asyncio.sleep(delay)
+
+    async def list_all(
+        self, obj_type: str, *, tenant: str, params: dict[str, Any], counter: CallCounter | None = None
+    ) -> list[dict[str, Any]]:
+        """Every object of a type matching ``params``, in pages of 200."""
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            q = {**params, "page_size": PAGE_SIZE, "page": page}
+            reply = await self.call("get", obj_type, tenant=tenant, params=q, counter=counter)
+            if not reply.ok or not isinstance(reply.body, dict):
+                raise ControllerError(reply.status, f"list {obj_type}: {error_text(reply.body, reply.text)}")
+            results = reply.body.get("results") or []
+            out.extend(r for r in results if isinstance(r, dict))
+            if not reply.body.get("next") or not results:
+                return out
+            page += 1
+
+
+def _retry_after(reply: Reply) -> float | None:
+    """Seconds from a ``Retry-After`` header, capped so one answer cannot stall a worker."""
+    value = reply.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return min(30.0, max(0.0, float(value)))
+    except ValueError:
+        return None

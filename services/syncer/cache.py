@@ -1,0 +1,171 @@
+"""The syncer's view of one tenant's controller objects that belong to its cluster.
+
+Loaded by bulk listing (``created_by=ako-<cluster>``, names included, pages
+of 200) for every object type a tree uses, then kept current from the
+replies to albus's own writes. A single object is re-read by name when the
+controller says the cache is wrong about it (404/409/412) or after a
+failed apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.syncer.avi_client import CallCounter, ControllerClient, ControllerError, error_text
+from services.syncer.refs import is_ref_field, parse_ref
+
+# Creation order of the types a tree holds; deletion runs the other way.
+TYPE_ORDER: tuple[str, ...] = (
+    "vsvip",
+    "sslkeyandcertificate",
+    "pool",
+    "poolgroup",
+    "httppolicyset",
+    "l4policyset",
+    "virtualservice",
+)
+_RANK = {t: i for i, t in enumerate(TYPE_ORDER)}
+
+Key = tuple[str, str]  # (type, name)
+
+
+def rank(obj_type: str) -> int:
+    return _RANK.get(obj_type, len(TYPE_ORDER) // 2)
+
+
+def deletion_order(keys: Iterable[Key]) -> list[Key]:
+    """The virtualservice first, then what it used, children last."""
+    return sorted(keys, key=lambda k: (-rank(k[0]), k[1]))
+
+
+def owned_by(obj: dict[str, Any], cluster: str) -> bool:
+    """The object carries this cluster's owner stamp and its ``clustername`` marker."""
+    if obj.get("created_by") != f"ako-{cluster}":
+        return False
+    markers = obj.get("markers") or []
+    return any(
+        isinstance(m, dict) and m.get("key") == "clustername" and cluster in (m.get("values") or [])
+        for m in markers
+    )
+
+
+@dataclass
+class TenantObjects:
+    tenant: str
+    objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    loaded_at: float = 0.0
+
+    def get(self, obj_type: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get((obj_type, name))
+
+    def referenced_from(self, root: Key) -> set[Key]:
+        """Every cached object reachable from ``root`` through references (``root`` excluded)."""
+        seen: set[Key] = set()
+        todo = [root]
+        while todo:
+            obj = self.objects.get(todo.pop())
+            if obj is None:
+                continue
+            for key in _refs_in(obj):
+                if key in self.objects and key not in seen and key != root:
+                    seen.add(key)
+                    todo.append(key)
+        return seen
+
+
+def _refs_in(value: Any, ref: bool = False) -> Iterable[Key]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _refs_in(v, is_ref_field(k))
+    elif isinstance(value, list):
+        for v in value:
+            yield from _refs_in(v, ref)
+    elif ref and isinstance(value, str):
+        parsed = parse_ref(value)
+        if parsed is not None and parsed.name:
+            yield (parsed.type, parsed.name)
+
+
+class ObjectCache:
+    """Per-tenant caches of one cluster's controller objects."""
+
+    def __init__(self, client: ControllerClient, cluster: str, types: tuple[str, ...] = TYPE_ORDER) -> None:
+        self.client = client
+        self.cluster = cluster
+        self.types = types
+        self._tenants: dict[str, TenantObjects] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def created_by(self) -> str:
+        return f"ako-{self.cluster}"
+
+    def tenants(self) -> list[str]:
+        return sorted(self._tenants)
+
+    async def list_owned(self, tenant: str, counter: CallCounter | None = None) -> dict[Key, dict[str, Any]]:
+        """A fresh listing of the tenant's objects stamped with this cluster's ``created_by``."""
+        found: dict[Key, dict[str, Any]] = {}
+        params = {"created_by": self.created_by, "include_name": "true"}
+        lists = await asyncio.gather(
+            *(self.client.list_all(t, tenant=tenant, params=params, counter=counter) for t in self.types)
+        )
+        for obj_type, objs in zip(self.types, lists, strict=True):
+            for obj in objs:
+                # Filter here too: a controller that ignores the query must not widen albus's view.
+                if obj.get("created_by") == self.created_by and isinstance(obj.get("name"), str):
+                    found[(obj_type, obj["name"])] = obj
+        return found
+
+    async def ensure(self, tenant: str, since: float = 0.0, counter: CallCounter | None = None) -> TenantObjects:
+        """The tenant's cache, (re)loaded if never loaded or loaded before ``since`` (monotonic)."""
+        lock = self._locks.setdefault(tenant, asyncio.Lock())
+        async with lock:
+            cur = self._tenants.get(tenant)
+            if cur is not None and cur.loaded_at >= since and cur.loaded_at > 0:
+                return cur
+            stamp = time.monotonic()
+            objects = await self.list_owned(tenant, counter)
+            # In place: applies under way keep one live view of the tenant.
+            tc = self.tenant_objects(tenant)
+            tc.objects = objects
+            tc.loaded_at = stamp
+            return tc
+
+    def tenant_objects(self, tenant: str) -> TenantObjects:
+        return self._tenants.setdefault(tenant, TenantObjects(tenant=tenant))
+
+    def store(self, tenant: str, obj_type: str, obj: dict[str, Any]) -> None:
+        tc = self._tenants.setdefault(tenant, TenantObjects(tenant=tenant))
+        name = obj.get("name")
+        if isinstance(name, str):
+            tc.objects[(obj_type, name)] = obj
+
+    def drop(self, tenant: str, obj_type: str, name: str) -> None:
+        tc = self._tenants.get(tenant)
+        if tc is not None:
+            tc.objects.pop((obj_type, name), None)
+
+    async def reread(
+        self, tenant: str, obj_type: str, name: str, counter: CallCounter | None = None
+    ) -> dict[str, Any] | None:
+        """Read one object by name; cache it if it is this cluster's. Returns it whoever owns it."""
+        reply = await self.client.call(
+            "get", obj_type, tenant=tenant, params={"name": name, "include_name": "true"}, counter=counter
+        )
+        if not reply.ok or not isinstance(reply.body, dict):
+            raise ControllerError(reply.status, f"read {obj_type} {name}: {error_text(reply.body, reply.text)}")
+        results = [r for r in reply.body.get("results") or [] if isinstance(r, dict) and r.get("name") == name]
+        if not results:
+            self.drop(tenant, obj_type, name)
+            return None
+        obj = results[0]
+        if obj.get("created_by") == self.created_by:
+            self.store(tenant, obj_type, obj)
+        else:
+            self.drop(tenant, obj_type, name)
+        return obj

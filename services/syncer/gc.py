@@ -1,0 +1,88 @@
+"""Garbage collection: delete this cluster's controller objects that no tree claims.
+
+Safe only from a complete view (docs/architecture.md, "Garbage collection,
+safely"):
+
+1. the translator's ``TreesSynced`` marker for the cluster exists;
+2. the controller is listed *first* and the trees are read *after*, so
+   anything on the controller at listing time came from a tree published
+   before the read — if no tree claims it now, none will claim it from that
+   listing.
+
+Only objects stamped ``created_by: ako-<cluster>`` *and* marked
+``clustername: <cluster>`` are candidates; an orphan virtualservice goes
+before the objects it used. One replica collects for the whole cluster: the
+holder of partition 0 (fenced by that lease), so two replicas never race on
+the same orphans.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from services.common import subjects
+from services.common.bus import Bus
+from services.common.contracts import VsTree, decode
+from services.syncer.apply import ApplyFailed, Fence, TreeApplier
+from services.syncer.avi_client import CallCounter, ControllerError
+from services.syncer.cache import Key, deletion_order, owned_by
+
+log = logging.getLogger(__name__)
+
+GC_PARTITION = 0
+
+
+@dataclass
+class GcReport:
+    ran: bool
+    reason: str = ""
+    deleted: list[tuple[str, str, str]] = field(default_factory=list)  # (tenant, type, name)
+    refused: list[tuple[str, str, str, str]] = field(default_factory=list)  # + reason
+    calls: CallCounter = field(default_factory=CallCounter)
+
+
+async def _trees(bus: Bus, cluster: str) -> list[VsTree]:
+    snap = await bus.snapshot(subjects.avi_cluster(cluster))
+    trees: list[VsTree] = []
+    for d in snap.values():
+        try:
+            trees.append(decode(d.data, VsTree))
+        except ValueError:
+            log.warning("gc: undecodable tree on %s", d.subject)
+    return trees
+
+
+async def collect_garbage(
+    bus: Bus, applier: TreeApplier, cluster: str, tenants: set[str], fence: Fence
+) -> GcReport:
+    report = GcReport(ran=False)
+    if await bus.last(subjects.trees_synced(cluster)) is None:
+        report.reason = "no TreesSynced marker yet"
+        return report
+    cache = applier.cache
+    # Which tenants to look at: configured, seen before, and any a tree names
+    # now (this read only widens the listing; it decides nothing).
+    tenants = set(tenants) | set(cache.tenants()) | {t.tenant for t in await _trees(bus, cluster)}
+    listed: dict[str, dict[Key, dict[str, object]]] = {}
+    for tenant in sorted(tenants):
+        listed[tenant] = await cache.list_owned(tenant, report.calls)
+    # Now, and only now, the trees that claim objects.
+    claimed: set[tuple[str, str, str]] = set()
+    for tree in await _trees(bus, cluster):
+        if not tree.deleted:
+            claimed |= {(tree.tenant, o.type, o.name) for o in tree.objects}
+    report.ran = True
+    for tenant, objs in listed.items():
+        orphans = [k for k, obj in objs.items() if (tenant, *k) not in claimed and owned_by(obj, cluster)]
+        for key in deletion_order(orphans):
+            cache.store(tenant, key[0], objs[key])  # delete_owned acts on what the cache holds
+            try:
+                await applier.delete_owned(tenant, key, report.calls, fence)
+                report.deleted.append((tenant, *key))
+                log.info("gc: deleted %s %s in %s", key[0], key[1], tenant)
+            except (ApplyFailed, ControllerError) as exc:
+                # Typically "referred by" another object: the next run tries again.
+                report.refused.append((tenant, *key, str(exc)))
+                log.warning("gc: %s %s in %s not deleted: %s", key[0], key[1], tenant, exc)
+    return report

@@ -1,0 +1,78 @@
+"""``albus syncer``: apply VS trees from the bus to the Avi controller."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import socket
+
+from services.common.bus import Bus
+from services.common.config import Config, ConfigError, load_config
+from services.syncer.avi_client import ControllerClient
+from services.syncer.replica import SyncerReplica
+
+log = logging.getLogger("albus.syncer")
+
+
+def default_replica_id() -> str:
+    """Pod name (hostname) plus pid: unique per process, readable in the KV buckets."""
+    raw = f"{socket.gethostname()}-{os.getpid()}"
+    return re.sub(r"[^A-Za-z0-9_-]", "-", raw)[:64]
+
+
+async def run(cfg: Config, stop: asyncio.Event, replica_id: str | None = None) -> None:
+    if not cfg.albus.natsUrl:
+        raise ConfigError("albus.natsUrl (or NATS_URL) is required")
+    if not cfg.ControllerSettings.controllerHost:
+        raise ConfigError("ControllerSettings.controllerHost (or CTRL_IPADDRESS) is required")
+    rid = replica_id or default_replica_id()
+    bus = await Bus.connect(cfg.albus.natsUrl, f"albus-syncer-{rid}")
+    client = ControllerClient.from_config(cfg)
+    try:
+        await bus.ensure_streams()
+        replica = SyncerReplica(bus, cfg, client, rid)
+        log.info("syncer %s for cluster %s, controller %s", rid, cfg.cluster, cfg.ControllerSettings.controllerHost)
+        await replica.run(stop)
+    finally:
+        client.close()
+        await bus.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="albus syncer", description=__doc__)
+    parser.add_argument("--config", help="albus values file (default $ALBUS_CONFIG)")
+    parser.add_argument("--replica-id", help="this replica's name in the members bucket (default host-pid)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except (ConfigError, OSError) as exc:
+        print(f"albus syncer: {exc}")
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, cfg.AKOSettings.logLevel.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # avisdk logs request headers at debug level (redacted, but keep it quiet anyway).
+    logging.getLogger("avi").setLevel(max(logging.INFO, logging.getLogger().level))
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(cfg, stop, args.replica_id)
+
+    try:
+        asyncio.run(_main())
+    except ConfigError as exc:
+        print(f"albus syncer: {exc}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""The trees of one partition: follow them, keep the newest per VS, apply each VS in order.
+
+One worker per VS keeps that VS's applies in order; a tree that arrives
+while its VS is being applied replaces the pending one (coalescing: only
+the newest is applied next). A failed apply is retried with back-off, on
+the newest tree at that time (level-based).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from services.common import subjects
+from services.common.bus import Bus, Delivery, Follower
+from services.common.contracts import ApplyOutcome, VsTree, decode
+from services.syncer.apply import Fence, TreeApplier
+from services.syncer.leases import LeaseLost
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[ApplyOutcome], Awaitable[None]]
+
+
+@dataclass
+class _Slot:
+    latest: VsTree
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    busy: bool = False
+    failures: int = 0
+
+
+class PartitionWorker:
+    def __init__(
+        self,
+        part: int,
+        cluster: str,
+        bus: Bus,
+        applier: TreeApplier,
+        fence: Fence,
+        publish: Publish,
+        *,
+        retry_base: float = 1.0,
+        retry_max: float = 120.0,
+    ) -> None:
+        self.part = part
+        self.cluster = cluster
+        self.bus = bus
+        self.applier = applier
+        self.fence = fence
+        self.publish = publish
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.slots: dict[tuple[str, str], _Slot] = {}
+        self.follower: Follower | None = None
+        self._stopping = False
+
+    @property
+    def filter_subject(self) -> str:
+        # Only this cluster's trees: credentials, owner stamp and GC are per cluster.
+        return f"avi.{self.part}.{subjects.esc(self.cluster)}.>"
+
+    async def start(self) -> None:
+        self.follower = await self.bus.follow(self.filter_subject, self._on_tree, name=f"partition {self.part}")
+
+    async def _on_tree(self, d: Delivery) -> None:
+        tree = decode(d.data, VsTree)
+        if self._stopping or tree.cluster != self.cluster:
+            return
+        key = (tree.tenant, tree.vs_name)
+        slot = self.slots.get(key)
+        if slot is None:
+            slot = self.slots[key] = _Slot(latest=tree)
+            slot.task = asyncio.create_task(self._run(key, slot), name=f"vs {tree.vs_name}")
+        else:
+            slot.latest = tree
+        slot.wake.set()
+
+    def resync(self) -> None:
+        """Apply every VS's newest tree again (a replay writes nothing if nothing changed)."""
+        for slot in self.slots.values():
+            slot.wake.set()
+
+    async def _run(self, key: tuple[str, str], slot: _Slot) -> None:
+        while not self._stopping:
+            await slot.wake.wait()
+            if self._stopping:
+                return
+            slot.wake.clear()
+            tree = slot.latest
+            slot.busy = True
+            try:
+                outcome = await self.applier.apply(tree, self.fence)
+                await self.publish(outcome)
+            except LeaseLost as exc:
+                log.info("partition %d: %s; stopping %s", self.part, exc, tree.vs_name)
+                return
+            except Exception:
+                log.exception("partition %d: applying %s failed unexpectedly", self.part, tree.vs_name)
+                outcome = None
+            finally:
+                slot.busy = False
+            if outcome is not None and outcome.ok:
+                slot.failures = 0
+                if tree.deleted and slot.latest is tree:
+                    self.slots.pop(key, None)  # nothing left to do for it
+                    return
+                continue
+            slot.failures += 1
+            delay = min(self.retry_max, self.retry_base * 2 ** (slot.failures - 1)) * random.uniform(0.5, 1.0)
+            # A newer tree ends the wait at once; otherwise retry the newest after the delay.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(slot.wake.wait(), delay)
+            slot.wake.set()
+
+    async def stop(self) -> None:
+        """Stop taking trees, let in-flight applies finish, then stop the workers."""
+        self._stopping = True
+        if self.follower is not None:
+            await self.follower.stop()
+        tasks = [s.task for s in self.slots.values() if s.task is not None]
+        for s in self.slots.values():
+            if not s.busy and s.task is not None:
+                s.task.cancel()
+        for s in self.slots.values():
+            s.wake.set()  # a busy worker exits after its apply
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.slots.clear()

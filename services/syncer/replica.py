@@ -1,0 +1,188 @@
+"""One syncer replica: membership, partition claims, workers, outcomes, resync and GC."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from services.common import subjects
+from services.common.bus import TOMBSTONE_TTL_SECONDS, Bus
+from services.common.config import Config
+from services.common.contracts import ApplyOutcome, decode
+from services.syncer.apply import Fence, TreeApplier
+from services.syncer.avi_client import ControllerClient
+from services.syncer.cache import ObjectCache
+from services.syncer.gc import GC_PARTITION, GcReport, collect_garbage
+from services.syncer.leases import LeaseBook, LeaseLost, assigned
+from services.syncer.partition import PartitionWorker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Timing:
+    tick: float = 2.0  # heartbeat, lease renewal and rebalancing period
+    member_ttl: float = 10.0
+    lease_ttl: float = 15.0
+    resync: float = 1800.0  # full resync and GC period (AKOSettings.fullSyncFrequency)
+    gc_delay: float = 5.0  # first GC this long after holding partition 0
+    retry_base: float = 1.0
+    retry_max: float = 120.0
+    bucket_suffix: str = ""  # KV buckets of their own (tests with short TTLs)
+
+
+def _same(a: ApplyOutcome, b: ApplyOutcome) -> bool:
+    # ``writes`` says what this apply did, not what stands: a replay that wrote
+    # nothing reports the same state as the apply that did the work.
+    return a.model_dump(exclude={"writes"}) == b.model_dump(exclude={"writes"})
+
+
+class SyncerReplica:
+    def __init__(self, bus: Bus, cfg: Config, client: ControllerClient, replica_id: str,
+                 timing: Timing | None = None) -> None:
+        self.bus = bus
+        self.cfg = cfg
+        self.cluster = cfg.cluster
+        self.client = client
+        self.replica_id = replica_id
+        self.timing = timing or Timing(resync=float(cfg.AKOSettings.fullSyncFrequency))
+        self.cache = ObjectCache(client, self.cluster)
+        self.applier = TreeApplier(client, self.cache)
+        self.leases = LeaseBook(bus, self.cluster, replica_id, member_ttl=self.timing.member_ttl,
+                                lease_ttl=self.timing.lease_ttl, bucket_suffix=self.timing.bucket_suffix)
+        self.workers: dict[int, PartitionWorker] = {}
+        self.last_gc: GcReport | None = None
+        self.gc_runs = 0
+        self.applies: Counter[tuple[str, str]] = Counter()  # per (tenant, vs), for tests and metrics
+        self._next_resync = 0.0
+        self._refresh_since = 0.0
+
+    # -- outcomes ----------------------------------------------------------
+
+    async def publish(self, outcome: ApplyOutcome) -> None:
+        """Publish unless the subject already holds the same outcome.
+
+        Read from the bus every time, not from memory: after a partition moved
+        and came back, the other replica's outcome may be the current one.
+        """
+        self.applies[(outcome.tenant, outcome.vs_name)] += 1
+        subject = subjects.outcome(outcome.cluster, outcome.tenant, outcome.vs_name)
+        d = await self.bus.last(subject)
+        if d is not None:
+            try:
+                if _same(decode(d.data, ApplyOutcome), outcome):
+                    return
+            except ValueError:
+                pass  # unreadable: replace it
+        await self.bus.publish(subject, outcome, ttl=TOMBSTONE_TTL_SECONDS if outcome.deleted else None)
+
+    # -- partitions --------------------------------------------------------
+
+    async def _take(self, part: int) -> None:
+        lease = await self.leases.claim(part)
+        if lease is None:
+            return
+        # Another replica may have written this partition's objects: the
+        # cache must be re-listed before it is trusted again.
+        self._refresh_since = self.applier.fresh_since = time.monotonic()
+        worker = PartitionWorker(
+            part, self.cluster, self.bus, self.applier, self._fence_for(part), self.publish,
+            retry_base=self.timing.retry_base, retry_max=self.timing.retry_max,
+        )
+        self.workers[part] = worker
+        if part == GC_PARTITION:
+            self._next_resync = min(self._next_resync, time.monotonic() + self.timing.gc_delay)
+        log.info("replica %s: took partition %d", self.replica_id, part)
+
+    def _fence_for(self, part: int) -> Fence:
+        async def fence() -> None:
+            await self.leases.check(part)
+        return fence
+
+    async def _drop(self, part: int, *, release: bool) -> None:
+        worker = self.workers.pop(part, None)
+        if worker is not None:
+            await worker.stop()
+        if release:
+            await self.leases.release(part)
+        else:
+            self.leases.held.pop(part, None)
+        log.info("replica %s: left partition %d", self.replica_id, part)
+
+    async def _rebalance(self) -> None:
+        await self.leases.heartbeat()
+        members = await self.leases.members()
+        wanted = assigned(self.replica_id, members)
+        for part in sorted(set(self.workers) - wanted):
+            await self._drop(part, release=True)
+        for part in sorted(self.workers):
+            if not await self.leases.renew(part):
+                await self._drop(part, release=False)
+        for part in sorted(wanted - set(self.workers)):
+            await self._take(part)
+        if self._refresh_since:
+            since, self._refresh_since = self._refresh_since, 0.0
+            await self._reload(since)
+        for part, worker in self.workers.items():
+            if worker.follower is None:
+                await worker.start()
+                log.debug("partition %d following %s", part, worker.filter_subject)
+
+    async def _reload(self, since: float) -> None:
+        tenants = set(self.cache.tenants()) | {self.cfg.tenant}
+        for tenant in sorted(tenants):
+            try:
+                await self.cache.ensure(tenant, since=since)
+            except Exception as exc:
+                log.warning("reloading tenant %s: %s", tenant, exc)
+                self._refresh_since = since  # try again next tick
+
+    async def _resync_and_gc(self) -> None:
+        now = time.monotonic()
+        if now < self._next_resync:
+            return
+        self._next_resync = now + self.timing.resync
+        self.applier.fresh_since = now
+        await self._reload(now)
+        for worker in self.workers.values():
+            worker.resync()
+        if GC_PARTITION in self.workers:
+            try:
+                self.gc_runs += 1
+                self.last_gc = await collect_garbage(
+                    self.bus, self.applier, self.cluster, {self.cfg.tenant}, self._fence_for(GC_PARTITION)
+                )
+                if not self.last_gc.ran:
+                    # Not allowed yet: look again soon rather than after a full period.
+                    self._next_resync = now + min(self.timing.resync, max(self.timing.tick, self.timing.gc_delay))
+            except LeaseLost as exc:
+                log.info("gc stopped: %s", exc)
+            except Exception:
+                log.exception("gc failed")
+
+    # -- life --------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.leases.open()
+        self._next_resync = time.monotonic() + self.timing.resync
+        try:
+            while not stop.is_set():
+                try:
+                    await self._rebalance()
+                    await self._resync_and_gc()
+                except Exception:
+                    log.exception("replica %s: tick failed", self.replica_id)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.timing.tick)
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop taking work, finish in-flight applies, give leases back, leave."""
+        for part in sorted(self.workers):
+            await self._drop(part, release=True)
+        await self.leases.leave()

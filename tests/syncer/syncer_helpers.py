@@ -1,0 +1,56 @@
+"""Helpers of the syncer tests: configuration, clients pointed at the simulator, request-log views."""
+
+from __future__ import annotations
+
+from albus.sim.server import SimServer
+from albus.sim.testing import SimAdmin
+from services.common.config import Config, parse_config
+from services.syncer.apply import TreeApplier
+from services.syncer.avi_client import ControllerClient
+from services.syncer.cache import ObjectCache
+
+
+def syncer_config(sim: SimServer, cluster: str, nats_url: str = "", **syncer: float) -> Config:
+    return parse_config({
+        "AKOSettings": {"clusterName": cluster},
+        "ControllerSettings": {"controllerHost": sim.url, "controllerVersion": "22.1.3"},
+        "albus": {"natsUrl": nats_url, "syncer": {"concurrency": 4, "callsPerSecond": 200.0, **syncer}},
+        "credentials": {"username": sim.username, "password": sim.password},
+    })
+
+
+def make_client(cfg: Config, made: list[ControllerClient], **kw: float) -> ControllerClient:
+    s = cfg.albus.syncer
+    from services.syncer.avi_client import avisdk_session_factory
+
+    c = ControllerClient(avisdk_session_factory(cfg), concurrency=s.concurrency,
+                         calls_per_second=s.callsPerSecond, retry_max_seconds=s.retryMaxSeconds,
+                         backoff_base=kw.get("backoff_base", 0.05))
+    made.append(c)
+    return c
+
+
+def make_applier(sim: SimServer, cluster: str, made: list[ControllerClient], **kw: float) -> TreeApplier:
+    client = make_client(syncer_config(sim, cluster), made, **kw)
+    return TreeApplier(client, ObjectCache(client, cluster))
+
+
+def api_calls(admin: SimAdmin, *, writes_only: bool = False) -> list[tuple[str, str]]:
+    """(method, type) of each controller API call in the request log, logins excluded."""
+    out = []
+    for r in admin.requests():
+        parts = r["path"].strip("/").split("/")
+        if len(parts) < 2 or parts[0] != "api":
+            continue  # login, logout
+        if writes_only and r["method"] == "GET":
+            continue
+        # From the path: a request refused by fault injection has no type in the log.
+        out.append((r["method"], parts[1]))
+    return out
+
+
+def our_objects(admin: SimAdmin, prefix: str) -> list[tuple[str, str]]:
+    found = []
+    for t in ("virtualservice", "l4policyset", "pool", "vsvip"):
+        found += [(t, o["name"]) for o in admin.objects(t) if o["name"].startswith(prefix)]
+    return sorted(found)

@@ -1,0 +1,62 @@
+"""Garbage collection against the simulator and a real nats-server."""
+
+from __future__ import annotations
+
+from syncer_helpers import make_applier, our_objects
+from syncer_trees import l4_tree
+
+from albus.broker import NatsServer
+from albus.sim.server import SimServer
+from albus.sim.testing import SimAdmin, SimClient
+from services.common import subjects
+from services.common.bus import Bus
+from services.common.contracts import TreesSynced
+from services.syncer.apply import TreeApplier
+from services.syncer.avi_client import ControllerClient
+from services.syncer.gc import collect_garbage
+
+
+async def _fence() -> None:
+    return None
+
+
+async def test_gc_waits_for_trees_synced_and_deletes_only_this_clusters_orphans(
+    nats_server: NatsServer, sim: SimServer, sim_admin: SimAdmin, sim_client: SimClient,
+    client_factory: list[ControllerClient],
+) -> None:
+    cluster = "gc-a"
+    bus = await Bus.connect(nats_server.url, "t")
+    await bus.ensure_streams()
+    applier: TreeApplier = make_applier(sim, cluster, client_factory)
+    keep, orphan = l4_tree(cluster, "keep"), l4_tree(cluster, "orphan")
+    assert (await applier.apply(keep)).ok
+    assert (await applier.apply(orphan)).ok
+    # Another cluster's objects on the same controller, and objects without albus's stamp.
+    other = make_applier(sim, "gc-b", client_factory)
+    assert (await other.apply(l4_tree("gc-b", "orphan"))).ok
+    sim_client.ok("POST", "pool", {"name": f"{cluster}--default-handmade", "servers": []})
+    sim_client.ok("POST", "pool", {"name": f"{cluster}--default-stamped", "created_by": f"ako-{cluster}"})
+    # Only "keep" is a live tree.
+    await bus.publish(subjects.avi_tree(cluster, "admin", keep.vs_name), keep)
+
+    report = await collect_garbage(bus, applier, cluster, {"admin"}, _fence)
+    assert not report.ran and "TreesSynced" in report.reason
+    assert len(our_objects(sim_admin, f"{cluster}--default-orphan")) == 4, "nothing deleted from a partial view"
+
+    await bus.publish(subjects.trees_synced(cluster), TreesSynced(cluster=cluster, epoch="e1", vs_names=(keep.vs_name,)))
+    sim_admin.reset_log()
+    report = await collect_garbage(bus, applier, cluster, {"admin"}, _fence)
+    assert report.ran
+    assert our_objects(sim_admin, f"{cluster}--default-orphan") == []
+    deleted = [(t, n) for _, t, n in report.deleted]
+    assert deleted[0] == ("virtualservice", orphan.vs_name), "the VS goes before what it used"
+    assert deleted[-1] == ("vsvip", orphan.vs_name)
+    assert len(our_objects(sim_admin, f"{cluster}--default-keep")) == 4
+    assert len(our_objects(sim_admin, "gc-b--default-orphan")) == 4, "another cluster's objects are not touched"
+    pools = {o["name"] for o in sim_admin.objects("pool")}
+    assert f"{cluster}--default-handmade" in pools, "objects without created_by are not touched"
+    assert f"{cluster}--default-stamped" in pools, "created_by without the clustername marker is not enough"
+    # Nothing left to collect: a second run deletes nothing.
+    again = await collect_garbage(bus, applier, cluster, {"admin"}, _fence)
+    assert again.ran and again.deleted == []
+    await bus.close()

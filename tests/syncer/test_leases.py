@@ -1,0 +1,70 @@
+"""Partition leases and membership in NATS KV, against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from albus.broker import NatsServer
+from services.common.bus import Bus
+from services.syncer.leases import LeaseBook, LeaseLost
+
+SUFFIX = "_t_leases"
+
+
+async def _book(bus: Bus, replica: str, ttl: float = 2.0) -> LeaseBook:
+    book = LeaseBook(bus, "lease-c", replica, member_ttl=ttl, lease_ttl=ttl, bucket_suffix=SUFFIX)
+    await book.open()
+    return book
+
+
+async def test_one_holder_per_partition_and_release_hands_over(nats_server: NatsServer) -> None:
+    bus = await Bus.connect(nats_server.url, "t")
+    a, b = await _book(bus, "a"), await _book(bus, "b")
+    assert await a.claim(7) is not None
+    assert await b.claim(7) is None, "a held partition is never claimed twice"
+    await a.check(7)
+    with pytest.raises(LeaseLost):
+        await b.check(7)
+    assert await a.renew(7)
+    await a.release(7)
+    with pytest.raises(LeaseLost):
+        await a.check(7)
+    assert await b.claim(7) is not None
+    await b.check(7)
+    await b.release(7)
+    await bus.close()
+
+
+async def test_a_lease_not_renewed_expires_and_its_holder_is_fenced(nats_server: NatsServer) -> None:
+    bus = await Bus.connect(nats_server.url, "t")
+    a, b = await _book(bus, "a"), await _book(bus, "b")
+    assert await a.claim(9) is not None
+    deadline = time.monotonic() + 15
+    lease = None
+    while lease is None:
+        assert time.monotonic() < deadline, "the lease never expired"
+        lease = await b.claim(9)
+        if lease is None:
+            await asyncio.sleep(0.2)
+    # a never renewed: its fence fails, and its renewal cannot steal the lease back.
+    with pytest.raises(LeaseLost):
+        await a.check(9)
+    assert not await a.renew(9)
+    await b.check(9)
+    await b.release(9)
+    await bus.close()
+
+
+async def test_members_come_and_go_with_heartbeats(nats_server: NatsServer) -> None:
+    bus = await Bus.connect(nats_server.url, "t")
+    a, b = await _book(bus, "m1"), await _book(bus, "m2")
+    await a.heartbeat()
+    await b.heartbeat()
+    assert {"m1", "m2"} <= await a.members()
+    await b.leave()
+    assert "m2" not in await a.members()
+    await a.leave()
+    await bus.close()

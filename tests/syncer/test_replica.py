@@ -1,0 +1,304 @@
+"""Syncer replicas end to end: real nats-server, real simulator, trees written by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from syncer_helpers import api_calls, make_applier, make_client, our_objects, syncer_config
+from syncer_trees import deleted_tree, l4_tree
+
+from albus.broker import NatsServer
+from albus.sim.server import SimServer
+from albus.sim.testing import SimAdmin
+from services.common import subjects
+from services.common.bus import Bus
+from services.common.contracts import ApplyOutcome, TreesSynced, VsTree, decode
+from services.syncer.avi_client import ControllerClient
+from services.syncer.replica import SyncerReplica, Timing
+
+
+async def until(cond: Callable[[], Any] | Callable[[], Awaitable[Any]], timeout: float = 15.0,
+                what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if asyncio.iscoroutine(v):
+            v = await v
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Running:
+    replica: SyncerReplica
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    bus: Bus
+
+    async def halt(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 20)
+        await self.bus.close()
+
+
+@pytest.fixture
+async def replicas(
+    nats_server: NatsServer, client_factory: list[ControllerClient]
+) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+    started: list[Running] = []
+    suffix = f"_t{uuid.uuid4().hex[:8]}"  # KV buckets of this test, with short TTLs
+
+    async def start(sim: SimServer, cluster: str, rid: str, **timing: float) -> Running:
+        bus = await Bus.connect(nats_server.url, f"syncer-{rid}")
+        await bus.ensure_streams()
+        cfg = syncer_config(sim, cluster, nats_server.url)
+        t = Timing(tick=0.2, member_ttl=2.0, lease_ttl=3.0, resync=3600.0, gc_delay=0.2,
+                   retry_base=0.2, retry_max=1.0, bucket_suffix=suffix)
+        for k, v in timing.items():
+            setattr(t, k, v)
+        replica = SyncerReplica(bus, cfg, make_client(cfg, client_factory), rid, t)
+        stop = asyncio.Event()
+        run = Running(replica, stop, asyncio.create_task(replica.run(stop)), bus)
+        started.append(run)
+        return run
+
+    yield start
+    for r in started:
+        if not r.task.done():
+            await r.halt()
+
+
+async def _outcome(bus: Bus, tree: VsTree) -> ApplyOutcome | None:
+    d = await bus.last(subjects.outcome(tree.cluster, tree.tenant, tree.vs_name))
+    return decode(d.data, ApplyOutcome) if d else None
+
+
+async def _publish(bus: Bus, tree: VsTree) -> None:
+    await bus.publish(subjects.avi_tree(tree.cluster, tree.tenant, tree.vs_name), tree)
+
+
+async def test_one_replica_applies_replays_deletes_and_collects(
+    nats_server: NatsServer, sim: SimServer, sim_admin: SimAdmin, client_factory: list[ControllerClient],
+    replicas: Callable[..., Awaitable[Running]],
+) -> None:
+    cluster = "rep-one"
+    run = await replicas(sim, cluster, "r1")
+    bus = run.bus
+    await until(lambda: len(run.replica.workers) == subjects.PARTITIONS, what="all partitions")
+
+    tree = l4_tree(cluster, "web")
+    await _publish(bus, tree)
+
+    async def applied() -> ApplyOutcome | None:
+        o = await _outcome(bus, tree)
+        return o if o is not None and o.checksum == tree.checksum else None
+
+    out = await until(applied, what="first outcome")
+    assert out.ok and out.vips and out.writes == 1
+    subj = subjects.outcome(cluster, tree.tenant, tree.vs_name)
+    first = await bus.last(subj)
+    assert first is not None
+
+    # A duplicate of the same tree: applied again, writes nothing, publishes nothing new.
+    sim_admin.reset_log()
+    before = run.replica.applies[(tree.tenant, tree.vs_name)]
+    await _publish(bus, tree)
+    await until(lambda: run.replica.applies[(tree.tenant, tree.vs_name)] > before, what="replay applied")
+    assert api_calls(sim_admin, writes_only=True) == []
+    again = await bus.last(subj)
+    assert again is not None and again.stream_seq == first.stream_seq
+
+    # An orphan of this cluster: not collected before TreesSynced, collected after.
+    stray = make_applier(sim, cluster, client_factory)
+    orphan = l4_tree(cluster, "orphan")
+    assert (await stray.apply(orphan)).ok
+    runs = run.replica.gc_runs
+    await until(lambda: run.replica.gc_runs > runs + 1, what="GC attempts without the marker")
+    assert run.replica.last_gc is not None and not run.replica.last_gc.ran
+    assert len(our_objects(sim_admin, f"{cluster}--default-orphan")) == 4
+    await bus.publish(subjects.trees_synced(cluster), TreesSynced(cluster=cluster, epoch="e", vs_names=(tree.vs_name,)))
+    await until(lambda: not our_objects(sim_admin, f"{cluster}--default-orphan"), what="orphan collected")
+    assert len(our_objects(sim_admin, f"{cluster}--default-web")) == 4
+
+    # Deleting the tree removes everything and says so.
+    await _publish(bus, deleted_tree(tree))
+
+    async def gone() -> bool:
+        o = await _outcome(bus, tree)
+        return o is not None and o.deleted and o.ok
+
+    await until(gone, what="deleted outcome")
+    assert our_objects(sim_admin, f"{cluster}--default-web") == []
+
+
+async def test_two_replicas_split_partitions_and_never_apply_one_vs_together(
+    nats_server: NatsServer, sim: SimServer, sim_admin: SimAdmin, replicas: Callable[..., Awaitable[Running]],
+) -> None:
+    cluster = "rep-two"
+    a = await replicas(sim, cluster, "ra")
+    await until(lambda: len(a.replica.workers) == subjects.PARTITIONS, what="a holds everything")
+    trees = [l4_tree(cluster, f"svc{i}") for i in range(12)]
+
+    # Watch every apply: the same VS must never be in flight on two replicas.
+    active: dict[str, str] = {}
+    overlaps: list[str] = []
+
+    def watch(run: Running) -> None:
+        inner = run.replica.applier.apply
+
+        async def apply(tree: VsTree, fence: Any = None) -> ApplyOutcome:
+            holder = active.setdefault(tree.vs_name, run.replica.replica_id)
+            if holder != run.replica.replica_id:
+                overlaps.append(tree.vs_name)
+            try:
+                return await inner(tree, fence) if fence else await inner(tree)
+            finally:
+                if active.get(tree.vs_name) == run.replica.replica_id:
+                    del active[tree.vs_name]
+
+        run.replica.applier.apply = apply  # type: ignore[method-assign]
+
+    watch(a)
+    for t in trees:
+        await _publish(a.bus, t)
+
+    b = await replicas(sim, cluster, "rb")
+    watch(b)
+
+    def split() -> bool:
+        pa, pb = set(a.replica.workers), set(b.replica.workers)
+        assert not pa & pb, f"both hold {sorted(pa & pb)}"
+        return bool(pa) and bool(pb) and len(pa | pb) == subjects.PARTITIONS
+
+    await until(split, what="partitions split between a and b")
+
+    async def all_applied(ts: list[VsTree]) -> bool:
+        for t in ts:
+            o = await _outcome(a.bus, t)
+            if o is None or o.checksum != t.checksum or not o.ok:
+                return False
+        return True
+
+    await until(lambda: all_applied(trees), what="every tree applied")
+    moved = [l4_tree(cluster, f"svc{i}", endpoints=["10.0.0.9"]) for i in range(12)]
+    for t in moved:
+        await _publish(a.bus, t)
+    await until(lambda: all_applied(moved), what="every update applied")
+    assert any(t.vs_name in {k[1] for k in b.replica.applies} for t in moved), "b did some of the work"
+    assert any(t.vs_name in {k[1] for k in a.replica.applies} for t in moved), "a did some of the work"
+
+    writes = api_calls(sim_admin, writes_only=True)
+    assert writes.count(("POST", "macro")) == 12, "each VS created exactly once"
+    assert writes.count(("PUT", "pool")) == 12, "each update applied exactly once"
+    assert not [r for r in sim_admin.requests() if r["status"] in (409, 412)]
+    assert overlaps == []
+
+    # b leaves: a takes its partitions back and applies what b used to own.
+    b_vs = next(t for t in moved if ("admin", t.vs_name) in b.replica.applies)
+    await b.halt()
+    await until(lambda: len(a.replica.workers) == subjects.PARTITIONS, what="a takes everything back")
+    final = l4_tree(cluster, b_vs.vs_name.split("--default-")[1], endpoints=["10.0.0.10"])
+    await _publish(a.bus, final)
+    await until(lambda: all_applied([final]), what="a applies b's former VS")
+    assert overlaps == []
+
+
+async def test_resync_with_nothing_changed_writes_nothing(
+    nats_server: NatsServer, sim: SimServer, sim_admin: SimAdmin, replicas: Callable[..., Awaitable[Running]],
+) -> None:
+    cluster = "rep-resync"
+    run = await replicas(sim, cluster, "rs", resync=0.5)
+    tree = l4_tree(cluster, "web")
+    await _publish(run.bus, tree)
+
+    async def applied() -> bool:
+        o = await _outcome(run.bus, tree)
+        return o is not None and o.ok and o.checksum == tree.checksum
+
+    await until(applied, what="applied")
+    subj = subjects.outcome(cluster, tree.tenant, tree.vs_name)
+    first = await run.bus.last(subj)
+    sim_admin.reset_log()
+    n = run.replica.applies[(tree.tenant, tree.vs_name)]
+    await until(lambda: run.replica.applies[(tree.tenant, tree.vs_name)] >= n + 2, what="two resyncs")
+    calls = api_calls(sim_admin)
+    assert calls, "resync re-lists the controller"
+    assert [c for c in calls if c[0] != "GET"] == []
+    after = await run.bus.last(subj)
+    assert first is not None and after is not None and after.stream_seq == first.stream_seq, "no new outcome"
+
+
+async def test_a_crashed_replicas_partitions_move_when_its_leases_expire(
+    nats_server: NatsServer, sim: SimServer, sim_admin: SimAdmin, replicas: Callable[..., Awaitable[Running]],
+) -> None:
+    cluster = "rep-crash"
+    a = await replicas(sim, cluster, "ca")
+    b = await replicas(sim, cluster, "cb")
+
+    def split() -> bool:
+        pa, pb = set(a.replica.workers), set(b.replica.workers)
+        return bool(pa) and bool(pb) and not pa & pb and len(pa | pb) == subjects.PARTITIONS
+
+    await until(split, what="partitions split")
+    a_part = min(a.replica.workers)
+    # A tree in one of a's partitions.
+    name = next(f"svc{i}" for i in range(1000)
+                if subjects.partition_of(cluster, f"{cluster}--default-svc{i}") == a_part)
+    tree = l4_tree(cluster, name)
+
+    # a dies without a word: no release, no leave; its connection just goes.
+    async def no_goodbye() -> None:
+        return None
+
+    a.replica.shutdown = no_goodbye  # type: ignore[method-assign]
+    a.task.cancel()
+    await asyncio.gather(a.task, return_exceptions=True)
+    await a.bus.nc.close()
+
+    t0 = time.monotonic()
+    await _publish(b.bus, tree)
+    await until(lambda: len(b.replica.workers) == subjects.PARTITIONS, timeout=20, what="b takes over")
+    assert time.monotonic() - t0 < 10, "leases expire within seconds"
+
+    async def applied() -> bool:
+        o = await _outcome(b.bus, tree)
+        return o is not None and o.ok and o.checksum == tree.checksum
+
+    await until(applied, what="b applies the tree that was a's")
+    assert api_calls(sim_admin, writes_only=True).count(("POST", "macro")) == 1
+
+
+async def test_a_failed_tree_is_retried_until_it_converges_and_blocks_no_other(
+    nats_server: NatsServer, sim: SimServer, sim_admin: SimAdmin, replicas: Callable[..., Awaitable[Running]],
+) -> None:
+    cluster = "rep-retry"
+    run = await replicas(sim, cluster, "rr")
+    bad, good = l4_tree(cluster, "bad"), l4_tree(cluster, "good")
+    sim_admin.add_fault(method="POST", path="/api/macro", status=400, body={"error": "No available free IPs"},
+                        count=2)
+    await _publish(run.bus, bad)
+
+    async def failed() -> ApplyOutcome | None:
+        o = await _outcome(run.bus, bad)
+        return o if o is not None and not o.ok else None
+
+    err = await until(failed, what="the failure reported")
+    assert err.error is not None and "No available free IPs" in err.error and err.error_status == 400
+    await _publish(run.bus, good)
+
+    async def ok(t: VsTree) -> bool:
+        o = await _outcome(run.bus, t)
+        return o is not None and o.ok and o.checksum == t.checksum
+
+    await until(lambda: ok(good), what="another tree applied meanwhile")
+    await until(lambda: ok(bad), what="the failed tree retried until it succeeds")
+    assert len(our_objects(sim_admin, f"{cluster}--default-bad")) == 4
