@@ -25,6 +25,7 @@ from albus.stack import SERVICES, Child, SimProcess, service, write_config
 from services.common.config import ConfigError, load_config
 
 DEFAULT_WORKDIR = Path(".albus")
+ALBUS_NAMESPACE = "avi-system"  # where the watcher's Lease lives, as AKO's namespace
 DEMO_SEED = Path(__file__).parent / "demo_seed.yaml"
 
 
@@ -67,11 +68,17 @@ def _print_access(info: dict[str, Any]) -> None:
     print(f"# NATS: {info['nats']}   logs: {info['logs']}   cluster: {info['cluster']}")
 
 
+def _api(kubeconfig: str) -> Any:
+    from kubernetes import config
+
+    return config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+
+
 def apply_manifests(kubeconfig: str, paths: list[str]) -> None:
     """Server-side apply of every document, as ``kubectl apply --server-side`` would."""
-    from kubernetes import config, dynamic
+    from kubernetes import dynamic
 
-    api = dynamic.DynamicClient(config.new_client_from_config(config_file=kubeconfig))
+    api = dynamic.DynamicClient(_api(kubeconfig))  # type: ignore[no-untyped-call]
     for p in paths:
         for doc in yaml.safe_load_all(Path(p).read_text()):
             if not isinstance(doc, dict):
@@ -83,21 +90,35 @@ def apply_manifests(kubeconfig: str, paths: list[str]) -> None:
                                   force_conflicts=True, **kwargs)
 
 
-def _table(kubeconfig: str) -> list[tuple[str, ...]]:
-    from kubernetes import client, config
+def ensure_namespace(kubeconfig: str, name: str) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
 
-    core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    try:
+        client.CoreV1Api(_api(kubeconfig)).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def _table(kubeconfig: str) -> list[tuple[str, ...]]:
+    from kubernetes import client
+
+    api = _api(kubeconfig)
+    listing = client.CoreV1Api(api).list_service_for_all_namespaces()
     rows: list[tuple[str, ...]] = []
-    for s in core.list_service_for_all_namespaces().items:
-        if s.spec.type != "LoadBalancer":
+    for s in api.sanitize_for_serialization(listing)["items"]:
+        spec, status, meta = s.get("spec") or {}, s.get("status") or {}, s["metadata"]
+        if spec.get("type") != "LoadBalancer":
             continue
-        ports = ",".join(f"{p.port}/{p.protocol}" for p in s.spec.ports or [])
-        ingress = (s.status.load_balancer.ingress if s.status and s.status.load_balancer else None) or []
-        vips = ",".join(i.ip for i in ingress if i.ip) or "<pending>"
+        ports = ",".join(f"{p['port']}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+        ingress = (status.get("loadBalancer") or {}).get("ingress") or []
+        vips = ",".join(i["ip"] for i in ingress if i.get("ip")) or "<pending>"
         state = "-"
-        for c in (s.status.conditions or []) if s.status else []:
-            state = f"{c.reason}" if c.status != "True" else "Ready"
-        rows.append((s.metadata.namespace, s.metadata.name, ports, vips, state))
+        for c in status.get("conditions") or []:
+            if c.get("type") == "albus.io/LoadBalancerProgrammed":
+                state = "Ready" if c.get("status") == "True" else str(c.get("reason"))
+        rows.append((str(meta["namespace"]), str(meta["name"]), ports, vips, state))
     return sorted(rows)
 
 
@@ -145,9 +166,11 @@ class LocalStack:
             self.cp = ControlPlane(wd / "controlplane")
             self.cp.start()
             kubeconfig = str(self.cp.admin_kubeconfig)
+            ensure_namespace(kubeconfig, ALBUS_NAMESPACE)
         cfg_path = write_config(
             wd / "config.yaml", cluster=cluster, controller=ctl["url"], username=ctl["username"],
             password=ctl["password"], nats_url=nats_url, kubeconfig=kubeconfig, vip_networks=vip_networks,
+            extra={"albus": {"namespace": ALBUS_NAMESPACE}},
         )
         load_config(cfg_path, env={})  # refuse a bad combination before starting services
         for name in SERVICES:

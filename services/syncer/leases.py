@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 import uuid
@@ -121,6 +122,10 @@ class LeaseBook:
 
     async def heartbeat(self) -> None:
         await self.members_kv.put(self._member_key(), self.replica_id.encode())
+
+    async def report(self, status: dict[str, object]) -> None:
+        """Publish this replica's status as its membership value (readable with ``members_status``)."""
+        await self.members_kv.put(self._member_key(), json.dumps(status, sort_keys=True).encode())
 
     async def leave(self) -> None:
         try:

@@ -59,6 +59,15 @@ class PartitionWorker:
         self.slots: dict[tuple[str, str], _Slot] = {}
         self.follower: Follower | None = None
         self._stopping = False
+        self.evaluated: set[tuple[str, str]] = set()  # VSes applied (or tried) since this worker started
+
+    @property
+    def settled(self) -> bool:
+        """Every tree of the partition seen and applied at least once, none pending."""
+        if self.follower is None or not self.follower.caught_up.is_set():
+            return False
+        return all(key in self.evaluated and not slot.busy and not slot.wake.is_set()
+                   for key, slot in self.slots.items())
 
     @property
     def filter_subject(self) -> str:
@@ -105,6 +114,7 @@ class PartitionWorker:
                 outcome = None
             finally:
                 slot.busy = False
+                self.evaluated.add(key)
             if outcome is not None and outcome.ok:
                 slot.failures = 0
                 if tree.deleted and slot.latest is tree:

@@ -166,6 +166,13 @@ class SyncerReplica:
 
     # -- life --------------------------------------------------------------
 
+    async def _report_status(self) -> None:
+        """This replica's partitions and whether all their trees are applied, for probes and tests."""
+        settled = bool(self.workers) and all(w.settled for w in self.workers.values())
+        status = {"replica": self.replica_id, "cluster": self.cluster, "partitions": sorted(self.workers),
+                  "settled": settled, "at": time.time()}
+        await self.leases.report(status)
+
     async def run(self, stop: asyncio.Event) -> None:
         await self.leases.open()
         self._next_resync = time.monotonic() + self.timing.resync
@@ -174,6 +181,7 @@ class SyncerReplica:
                 try:
                     await self._rebalance()
                     await self._resync_and_gc()
+                    await self._report_status()
                 except Exception:
                     log.exception("replica %s: tick failed", self.replica_id)
                 with contextlib.suppress(TimeoutError):

@@ -8,12 +8,16 @@ running with the project's ClusterRole.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import nats
 import requests
 from avi.sdk.avi_api import ApiSession
 from kubernetes import client
@@ -51,6 +55,7 @@ class Pipeline:
     sim: SimProcess
     api: client.ApiClient
     config_path: Path
+    nats_url: str
     children: dict[str, Child] = field(default_factory=dict)
 
     @property
@@ -104,13 +109,40 @@ class Pipeline:
 
     def writes(self) -> list[dict[str, Any]]:
         """Every mutating call the controller got since the last reset, from the simulator's request log."""
-        log = self.admin("GET", "requests")
-        entries = log["requests"] if isinstance(log, dict) else log
+        entries = self.requests()
         return [e for e in entries if e["method"] in ("POST", "PUT", "PATCH", "DELETE")
                 and not str(e.get("path", "")).startswith(("/login", "/logout"))]
 
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self.admin("GET", "requests")["results"])
+
     def reset_log(self) -> None:
         self.admin("DELETE", "requests")
+
+    def syncer_status(self) -> list[dict[str, Any]]:
+        """Each live syncer replica's status record (partitions held, all trees applied)."""
+
+        async def read() -> list[dict[str, Any]]:
+            nc = await nats.connect(self.nats_url)
+            try:
+                kv = await nc.jetstream().key_value("albus_syncer_members")
+                out = []
+                for key in await kv.keys():
+                    if key.startswith(f"{self.cluster}."):
+                        entry = await kv.get(key)
+                        with contextlib.suppress(ValueError):
+                            out.append(json.loads(entry.value or b""))
+                return out
+            finally:
+                await nc.close()
+
+        return asyncio.run(read())
+
+    def syncers_settled(self, since: float) -> bool:
+        """Every partition held by a replica that has applied all its trees since ``since`` (epoch s)."""
+        st = [s for s in self.syncer_status() if s.get("at", 0) > since]
+        parts = {p for s in st for p in s.get("partitions", [])}
+        return len(parts) == 64 and all(s.get("settled") for s in st)
 
     # -- Kubernetes --------------------------------------------------------------------
     def vips(self, name: str) -> list[str]:
@@ -127,6 +159,8 @@ def make_pipeline(workdir: Path, cluster: str, namespace: str, admin_api: client
         password=sim.password, nats_url=nats_url, kubeconfig=str(kubeconfig), vip_networks=[VIP_NET],
         extra={"AKOSettings": {"namespaceSelector": {"labelKey": "albus-e2e", "labelValue": cluster},
                                "fullSyncFrequency": 3600},
-               "ControllerSettings": {"controllerVersion": "22.1.3"}},
+               "ControllerSettings": {"controllerVersion": "22.1.3"},
+               "albus": {"namespace": namespace}},
     )
-    return Pipeline(cluster=cluster, namespace=namespace, workdir=workdir, sim=sim, api=admin_api, config_path=cfg)
+    return Pipeline(cluster=cluster, namespace=namespace, workdir=workdir, sim=sim, api=admin_api,
+                    config_path=cfg, nats_url=nats_url)

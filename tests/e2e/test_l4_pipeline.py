@@ -7,6 +7,7 @@ EndpointSlice controller, and the simulator as its own process.
 from __future__ import annotations
 
 import ipaddress
+import time
 from typing import Any
 
 import pytest
@@ -79,8 +80,9 @@ def test_changing_a_port_updates_vs_and_pools_keeping_the_vip(pipeline: Pipeline
     p = pipeline
     vs_name, _ = converge_web(p)
     vip = p.vips("web")
-    ports = [dict(WEB_PORTS[0], port=8081), WEB_PORTS[1]]
-    p.core.patch_namespaced_service("web", p.namespace, {"spec": {"ports": ports}})
+    svc = p.core.read_namespaced_service("web", p.namespace)
+    svc.spec.ports[[q.name for q in svc.spec.ports].index("http")].port = 8081
+    p.core.replace_namespaced_service("web", p.namespace, svc)
     new_pool = f"{vs_name}-TCP-8081"
     wait_for(lambda: set(p.objects("pool")) == {new_pool, f"{vs_name}-UDP-53"}, 60, "the pool of the new port only")
     vs = p.objects("virtualservice")[vs_name]
@@ -135,3 +137,20 @@ def test_converges_after_every_service_is_killed_mid_stream(pipeline: Pipeline) 
              "the controller to hold exactly the translation of the cluster")
     for name in created:
         wait_for(lambda n=name: p.vips(n), 60, f"a VIP on {name}")
+
+
+def test_resync_with_nothing_changed_writes_nothing(pipeline: Pipeline) -> None:
+    p = pipeline
+    converge_web(p)
+    p.core.create_namespaced_service(p.namespace, lb_service("second", [{"port": 9000, "protocol": "TCP"}]))
+    wait_for(lambda: p.vips("second"), 60, "a VIP on the second Service")
+    wait_for(lambda: p.syncers_settled(0), 60, "the syncer to have applied every tree")
+    p.stop_services()
+    p.reset_log()
+    restarted = time.time()
+    p.start_services()
+    # Settled after the restart: every tree was replayed, read and compared with the controller.
+    wait_for(lambda: p.syncers_settled(restarted), 90, "the restarted syncer to have evaluated every tree")
+    assert p.writes() == []
+    reads = [e for e in p.requests() if e["method"] == "GET"]
+    assert reads, "a restarted syncer must re-read the controller"

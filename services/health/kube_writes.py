@@ -1,0 +1,69 @@
+"""The Kubernetes calls health makes: read a Service, patch its status, record an Event.
+
+Blocking (the official client); the reconciler runs them in threads. Events go
+through ``events.k8s.io/v1`` (stored as core Events, so ``kubectl describe``
+shows them), reported by controller ``albus.io/health``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from services.common.kube import micro_time, request_json
+from services.health.service_status import EventSpec
+
+REPORTING_CONTROLLER = "albus.io/health"
+_NOTE_MAX = 1024  # the API server refuses longer notes
+_TIMEOUT = 30
+
+
+class ServiceWriter:
+    def __init__(self, api: Any, identity: str) -> None:
+        self.api = api
+        self.identity = identity[:128]
+        self.status_writes = 0
+        self.events_written = 0
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return request_json(self.api, "GET", f"/api/v1/namespaces/{namespace}/services/{name}", timeout=_TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """Merge-patch the status subresource; raises ApiException 409 when the Service moved on."""
+        request_json(
+            self.api, "PATCH", f"/api/v1/namespaces/{namespace}/services/{name}/status", patch,
+            content_type="application/merge-patch+json", timeout=_TIMEOUT,
+        )
+        self.status_writes += 1
+
+    def event(self, service: dict[str, Any], ev: EventSpec) -> None:
+        meta = service.get("metadata") or {}
+        body = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            # client-go's naming: the object's name and the time in hex.
+            "metadata": {"name": f"{meta['name']}.{time.time_ns():x}", "namespace": meta["namespace"]},
+            "eventTime": micro_time(),
+            "reportingController": REPORTING_CONTROLLER,
+            "reportingInstance": self.identity,
+            "action": ev.action,
+            "reason": ev.reason,
+            "type": ev.type,
+            "note": ev.note[:_NOTE_MAX],
+            "regarding": {k: v for k, v in {
+                "apiVersion": "v1", "kind": "Service", "namespace": meta["namespace"], "name": meta["name"],
+                "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
+            }.items() if v},
+        }
+        request_json(
+            self.api, "POST", f"/apis/events.k8s.io/v1/namespaces/{meta['namespace']}/events", body,
+            timeout=_TIMEOUT,
+        )
+        self.events_written += 1

@@ -1,0 +1,147 @@
+"""Health's loop: follow outcomes and reports, bring each touched Service's status in line.
+
+Level-based. It replays the cluster's outcomes and reports (last per subject)
+before it writes anything, so it acts on the whole current view, never on a
+half-replayed one; then every message marks the Services it concerns dirty
+and each dirty Service is compared with what it should say and patched only
+where it differs. A failed write is retried with back-off; a conflict (the
+Service changed under us) is retried at once against the fresh object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from services.common import subjects
+from services.common.bus import Bus, Delivery
+from services.common.contracts import ApplyOutcome, SourceReport, decode
+from services.common.kube import rfc3339
+from services.health.desired import HealthState, SvcKey
+from services.health.kube_writes import ServiceWriter
+from services.health.service_status import plan
+
+log = logging.getLogger(__name__)
+
+_CONFLICT_RETRIES = 5
+
+
+class HealthReconciler:
+    def __init__(
+        self,
+        api: Any,
+        bus: Bus,
+        cluster: str,
+        identity: str,
+        *,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.bus = bus
+        self.cluster = cluster
+        self.state = HealthState()
+        self.writer = ServiceWriter(api, identity)
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._dirty: set[SvcKey] = set()
+        self._retry_at: dict[SvcKey, tuple[float, float]] = {}  # key -> (when, last delay)
+        self._wake = asyncio.Event()
+        # Set when the replay is done and nothing is dirty or waiting: tests
+        # and `albus` use it to know health has caught up with the bus.
+        self.settled = asyncio.Event()
+
+    async def _on_outcome(self, d: Delivery) -> None:
+        self._mark(self.state.set_outcome(d.subject, decode(d.data, ApplyOutcome)))
+
+    async def _on_report(self, d: Delivery) -> None:
+        self._mark(self.state.set_report(decode(d.data, SourceReport)))
+
+    def _mark(self, keys: set[SvcKey]) -> None:
+        if keys:
+            self._dirty |= keys
+            self.settled.clear()
+            self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        outcomes = await self.bus.follow(subjects.outcome_cluster(self.cluster), self._on_outcome, name="outcomes")
+        reports = await self.bus.follow(subjects.report_cluster(self.cluster), self._on_report, name="reports")
+        try:
+            waits: set[asyncio.Future[object]] = {
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(asyncio.gather(outcomes.caught_up.wait(), reports.caught_up.wait())),
+            }
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            if stop.is_set():
+                return
+            log.info("replayed %d outcomes and %d reports", len(self.state.outcomes), len(self.state.reports))
+            while not stop.is_set():
+                await self._drain()
+                if not self._dirty and not self._retry_at:
+                    self.settled.set()
+                await self._sleep(stop)
+        finally:
+            await outcomes.stop()
+            await reports.stop()
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        timeout = None
+        if self._retry_at:
+            timeout = max(0.0, min(t for t, _ in self._retry_at.values()) - time.monotonic())
+        self._wake.clear()
+        if self._dirty:
+            return
+        waits: set[asyncio.Future[bool]] = {
+            asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())
+        }
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+
+    async def _drain(self) -> None:
+        now = time.monotonic()
+        for key, (when, _) in list(self._retry_at.items()):
+            if when <= now:
+                self._dirty.add(key)
+        while self._dirty:
+            key = self._dirty.pop()
+            try:
+                await self.reconcile(key)
+            except Exception as exc:
+                _, last = self._retry_at.get(key, (0.0, 0.0))
+                delay = min(self.backoff_max, max(self.backoff_initial, last * 2))
+                self._retry_at[key] = (time.monotonic() + delay, delay)
+                log.warning("service %s/%s: %s: %s; retrying in %.1fs", key[0], key[1],
+                            type(exc).__name__, exc, delay)
+            else:
+                self._retry_at.pop(key, None)
+
+    async def reconcile(self, key: SvcKey) -> None:
+        """Make one Service's status say what the bus says; write nothing if it already does."""
+        for _ in range(_CONFLICT_RETRIES):
+            service = await asyncio.to_thread(self.writer.get, *key)
+            if service is None:
+                return  # gone: nothing to report on
+            p = plan(service, self.state.desired(key), rfc3339())
+            if p.patch is None:
+                return
+            try:
+                await asyncio.to_thread(self.writer.patch_status, key[0], key[1], p.patch)
+            except ApiException as exc:
+                if exc.status == 409:
+                    continue
+                raise
+            # Only after the status records the transition, so a retry or a
+            # replay finds it recorded and announces nothing again.
+            for ev in p.events:
+                try:
+                    await asyncio.to_thread(self.writer.event, service, ev)
+                except Exception as exc:
+                    log.warning("service %s/%s: event %s not recorded: %s", key[0], key[1], ev.reason, exc)
+            return
+        raise RuntimeError(f"status of {key[0]}/{key[1]} kept changing ({_CONFLICT_RETRIES} conflicts)")

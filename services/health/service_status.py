@@ -1,0 +1,78 @@
+"""From a Service as it is and its :class:`Desired` status, the writes to make.
+
+:func:`plan` is pure. It compares only what albus owns: the IPs of
+``status.loadBalancer.ingress`` (the API server may add fields such as
+``ipMode``) and albus's own condition. Events are decided by comparing the
+condition the Service carries with the one it should carry, never by what
+messages arrived, so a replay after a restart announces nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.health import conditions
+from services.health.desired import Desired
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str  # Normal | Warning
+    reason: str
+    action: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    patch: dict[str, Any] | None = None  # merge patch for the status subresource
+    events: list[EventSpec] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.patch is None and not self.events
+
+
+def current_ips(service: dict[str, Any]) -> list[str]:
+    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return [str(i.get("ip") or i.get("hostname") or "") for i in ingress]
+
+
+def plan(service: dict[str, Any], want: Desired, now: str) -> Plan:
+    meta = service.get("metadata") or {}
+    status = service.get("status") or {}
+    ref = f"{meta.get('namespace')}/{meta.get('name')}"
+    generation = meta.get("generation")
+    gen = int(generation) if generation is not None else None
+    have = conditions.find(status.get("conditions"))
+
+    change: dict[str, Any] = {}
+    if current_ips(service) != list(want.vips):
+        # null removes the list (merge patch), which is how an emptied one reads back.
+        change["loadBalancer"] = {"ingress": [{"ip": v} for v in want.vips] or None}
+    if not conditions.same(have, want.condition, gen):
+        change["conditions"] = conditions.merged(status.get("conditions"), want.condition, gen, now) or None
+
+    events: list[EventSpec] = []
+    cond = want.condition
+    if cond is not None and cond.ok and not (have is not None and have.get("status") == "True"):
+        events.append(EventSpec(
+            "Normal", "Synced", "Apply", f"Added virtualservice {', '.join(want.vs_names)} for {ref}"
+        ))
+    elif (
+        cond is not None and not cond.ok and want.failure_event_reason
+        and not (have is not None and have.get("status") == "False" and have.get("reason") == cond.reason)
+    ):
+        events.append(EventSpec("Warning", want.failure_event_reason, "Apply", cond.message))
+    if cond is None and want.removed_vs_names and (current_ips(service) or have is not None):
+        events.append(EventSpec(
+            "Normal", "Removed", "Delete", f"Removed virtualservice {', '.join(want.removed_vs_names)} for {ref}"
+        ))
+
+    patch = None
+    if change:
+        # The resourceVersion makes the write conditional: conditions are
+        # replaced as a whole list, so a concurrent writer must not be lost.
+        patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": change}
+    return Plan(patch, events)

@@ -1,0 +1,64 @@
+"""The kinds the watcher reflects: one row per kind.
+
+A row says how to list (and watch) the kind across the cluster and how to trim
+it. Adding Ingress, IngressClass, Secret or the Gateway API kinds is adding a
+row (and its verbs to ``deploy/rbac/clusterrole.yaml``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from services.watcher import trim
+
+# A function that lists (or, with watch=True, watches) every object of a kind;
+# it takes the client's list keyword arguments.
+ListFunc = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    kind: str
+    api_version: str  # group/version, for logs and documentation
+    namespaced: bool
+    lister: Callable[[Any], ListFunc]  # ApiClient -> list function
+    trim: trim.Trim
+    # A CRD that may not be installed: a 404 lists as empty and is retried later.
+    optional: bool = False
+
+
+def custom_lister(group: str, version: str, plural: str) -> Callable[[Any], ListFunc]:
+    def lister(api: Any) -> ListFunc:
+        return functools.partial(client.CustomObjectsApi(api).list_cluster_custom_object, group, version, plural)
+
+    return lister
+
+
+SERVICE = KindSpec(
+    kind="Service", api_version="v1", namespaced=True,
+    lister=lambda api: client.CoreV1Api(api).list_service_for_all_namespaces,
+    trim=trim.trim_service,
+)
+ENDPOINT_SLICE = KindSpec(
+    kind="EndpointSlice", api_version="discovery.k8s.io/v1", namespaced=True,
+    lister=lambda api: client.DiscoveryV1Api(api).list_endpoint_slice_for_all_namespaces,
+    trim=trim.trim_endpoint_slice,
+)
+NAMESPACE = KindSpec(
+    kind="Namespace", api_version="v1", namespaced=False,
+    lister=lambda api: client.CoreV1Api(api).list_namespace,
+    trim=trim.trim_metadata_only,
+)
+AVI_INFRA_SETTING = KindSpec(
+    kind="AviInfraSetting", api_version="ako.vmware.com/v1beta1", namespaced=False,
+    lister=custom_lister("ako.vmware.com", "v1beta1", "aviinfrasettings"),
+    trim=trim.trim_with_spec_and_status,
+    optional=True,
+)
+
+KINDS: tuple[KindSpec, ...] = (SERVICE, ENDPOINT_SLICE, NAMESPACE, AVI_INFRA_SETTING)

@@ -1,0 +1,82 @@
+"""Publishing one kind's objects to the bus: snapshots, tombstones, synced markers.
+
+The publisher owns the kind's known set (:mod:`services.watcher.known`) and
+updates it only after JetStream acknowledged a message, so a failed publish
+is redone by the next relist instead of being lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from services.common import subjects
+from services.common.bus import TOMBSTONE_TTL_SECONDS, Bus
+from services.common.contracts import KindSynced, KubeObject
+from services.watcher.known import Key, Seen, key_of, plan_relist, seen_of
+from services.watcher.trim import Obj
+
+log = logging.getLogger(__name__)
+
+
+class KindPublisher:
+    def __init__(self, bus: Bus, cluster: str, kind: str, epoch: str, known: dict[Key, Seen] | None = None) -> None:
+        self.bus = bus
+        self.cluster = cluster
+        self.kind = kind
+        self.epoch = epoch
+        self.known: dict[Key, Seen] = dict(known or {})
+        self.published = 0
+        self.skipped = 0
+        self.relists = 0
+
+    def _subject(self, key: Key) -> str:
+        return subjects.k8s_object(self.cluster, self.kind, key[0], key[1])
+
+    async def upsert(self, trimmed: Obj) -> None:
+        """Publish ``trimmed`` unless the bus already holds the same translation-relevant content."""
+        key = key_of(trimmed)
+        seen = seen_of(trimmed)
+        before = self.known.get(key)
+        if before is not None and before.fingerprint == seen.fingerprint:
+            self.skipped += 1
+            return
+        msg = KubeObject(
+            cluster=self.cluster, kind=self.kind, namespace=key[0], name=key[1],
+            uid=seen.uid, resource_version=seen.resource_version, obj=trimmed,
+        )
+        await self.bus.publish(self._subject(key), msg, msg_id=f"{seen.uid}:{seen.resource_version}")
+        log.debug("%s %s/%s: published rv %s (was %s)", self.kind, key[0], key[1], seen.resource_version,
+                  before.resource_version if before else "unknown")
+        self.known[key] = seen
+        self.published += 1
+
+    async def delete(self, key: Key, uid: str, resource_version: str) -> None:
+        msg = KubeObject(
+            cluster=self.cluster, kind=self.kind, namespace=key[0], name=key[1],
+            uid=uid, resource_version=resource_version, deleted=True, obj=None,
+        )
+        await self.bus.publish(
+            self._subject(key), msg, msg_id=f"{uid}:{resource_version}", ttl=TOMBSTONE_TTL_SECONDS
+        )
+        self.known.pop(key, None)
+        self.published += 1
+
+    async def relist(self, listed: list[Obj], resource_version: str) -> None:
+        """A complete list: publish what changed, then tombstones for what is gone, then the marker."""
+        plan = plan_relist(self.known, listed)
+        for obj in plan.upserts:
+            await self.upsert(obj)
+        for key, seen in plan.tombstones:
+            # No deletion resourceVersion exists for something that vanished
+            # unseen; the list's keeps the message id unique and stable.
+            await self.delete(key, seen.uid, f"gone@{resource_version}")
+        self.relists += 1
+        log.info(
+            "%s: listed %d at rv %s: %d published, %d tombstones",
+            self.kind, len(listed), resource_version, len(plan.upserts), len(plan.tombstones),
+        )
+        marker = KindSynced(
+            cluster=self.cluster, kind=self.kind, resource_version=resource_version,
+            count=len(listed), epoch=self.epoch,
+        )
+        await self.bus.publish(subjects.k8s_synced(self.cluster, self.kind), marker)

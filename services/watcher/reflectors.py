@@ -1,0 +1,57 @@
+"""One leadership term of the watcher: every kind's reflector, seeded from the bus.
+
+Each term starts from what the K8S stream holds for the cluster (another
+leader may have published since this process last led), so the first list
+tombstones objects deleted while nobody watched and skips objects the stream
+already holds unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from services.common import subjects
+from services.common.bus import Bus
+from services.watcher.kinds import KINDS, KindSpec
+from services.watcher.known import known_from_stream
+from services.watcher.publisher import KindPublisher
+from services.watcher.reflector import Reflector
+
+log = logging.getLogger(__name__)
+
+
+class ReflectorSet:
+    def __init__(
+        self,
+        api: Any,
+        bus: Bus,
+        cluster: str,
+        kinds: Sequence[KindSpec] = KINDS,
+        *,
+        watch_timeout: int = 300,
+    ) -> None:
+        self.api = api
+        self.bus = bus
+        self.cluster = cluster
+        self.kinds = tuple(kinds)
+        self.watch_timeout = watch_timeout
+        self.epoch = uuid.uuid4().hex
+        self.reflectors: dict[str, Reflector] = {}
+
+    async def start(self) -> None:
+        state = await self.bus.snapshot(subjects.k8s_cluster(self.cluster))
+        known = known_from_stream(self.cluster, state.values())
+        loop = asyncio.get_running_loop()
+        for spec in self.kinds:
+            publisher = KindPublisher(self.bus, self.cluster, spec.kind, self.epoch, known.get(spec.kind))
+            r = Reflector(spec, self.api, publisher, loop, watch_timeout=self.watch_timeout)
+            self.reflectors[spec.kind] = r
+            r.start()
+        log.info("watching %s for cluster %s (epoch %s)", ", ".join(self.reflectors), self.cluster, self.epoch)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(r.stop() for r in self.reflectors.values()))

@@ -1,0 +1,101 @@
+"""Cutting Kubernetes objects down to what translation (and status) needs.
+
+Objects keep their JSON shape (camelCase, ``metadata``/``spec``/``status``), so
+the translator reads a trimmed object exactly as it would read the original.
+:func:`fingerprint` digests a trimmed object without its resourceVersion: two
+objects with the same fingerprint translate the same, so the watcher need not
+publish the second (a status write that albus itself made bumps only the
+resourceVersion of what it keeps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+Obj = dict[str, Any]
+Trim = Callable[[Obj], Obj]
+
+# kubectl's copy of the whole object: large, and never an input to translation.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+_METADATA_KEEP = (
+    "name", "namespace", "uid", "resourceVersion", "generation",
+    "labels", "annotations", "creationTimestamp", "deletionTimestamp",
+)
+
+
+def trim_metadata(meta: Obj) -> Obj:
+    out = {k: meta[k] for k in _METADATA_KEEP if meta.get(k) is not None}
+    annotations = out.get("annotations")
+    if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        rest = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+        if rest:
+            out["annotations"] = rest
+        else:
+            del out["annotations"]
+    return out
+
+
+def _base(obj: Obj) -> Obj:
+    return {"metadata": trim_metadata(obj.get("metadata") or {})}
+
+
+def trim_metadata_only(obj: Obj) -> Obj:
+    """Namespaces: only their labels and annotations matter (tenant, AviInfraSetting)."""
+    return _base(obj)
+
+
+def trim_with_spec(obj: Obj) -> Obj:
+    out = _base(obj)
+    if obj.get("spec") is not None:
+        out["spec"] = obj["spec"]
+    return out
+
+
+def trim_service(obj: Obj) -> Obj:
+    """Spec plus ``status.loadBalancer`` (the VIPs already given out); conditions are albus's own."""
+    out = trim_with_spec(obj)
+    lb = (obj.get("status") or {}).get("loadBalancer")
+    if lb:
+        out["status"] = {"loadBalancer": lb}
+    return out
+
+
+_ENDPOINT_KEEP = ("addresses", "conditions", "hostname", "nodeName", "zone", "targetRef")
+_TARGET_REF_KEEP = ("kind", "namespace", "name", "uid")
+
+
+def trim_endpoint_slice(obj: Obj) -> Obj:
+    """Addresses, readiness and ports; ``targetRef`` lets health map pool members back to pods."""
+    out = _base(obj)
+    if "addressType" in obj:
+        out["addressType"] = obj["addressType"]
+    endpoints = []
+    for ep in obj.get("endpoints") or ():
+        kept = {k: ep[k] for k in _ENDPOINT_KEEP if ep.get(k) is not None}
+        ref = kept.get("targetRef")
+        if isinstance(ref, dict):
+            kept["targetRef"] = {k: ref[k] for k in _TARGET_REF_KEEP if ref.get(k) is not None}
+        endpoints.append(kept)
+    out["endpoints"] = endpoints
+    out["ports"] = list(obj.get("ports") or ())
+    return out
+
+
+def trim_with_spec_and_status(obj: Obj) -> Obj:
+    """CRDs whose status decides whether they apply (AviInfraSetting is used only when Accepted)."""
+    out = trim_with_spec(obj)
+    if obj.get("status") is not None:
+        out["status"] = obj["status"]
+    return out
+
+
+def fingerprint(trimmed: Obj) -> str:
+    """Digest of a trimmed object, ignoring its resourceVersion."""
+    meta = {k: v for k, v in (trimmed.get("metadata") or {}).items() if k != "resourceVersion"}
+    body = {**trimmed, "metadata": meta}
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:32]

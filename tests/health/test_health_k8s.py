@@ -1,0 +1,176 @@
+"""Health against a real kube-apiserver and a real nats-server.
+
+Health runs as the ``albus-health`` ClusterRole's identity, so a verb missing
+from ``deploy/rbac/clusterrole.yaml`` fails these tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from health_helpers import Kube, Publisher, condition, ips, wait_for
+
+from albus.controlplane.launcher import ControlPlane
+from services.common.bus import Bus
+from services.common.config import Config
+from services.health.main import run
+from services.health.reconciler import HealthReconciler
+
+pytestmark = pytest.mark.k8s
+
+
+@asynccontextmanager
+async def running_health(cfg: Config) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(cfg, stop, identity="health-test"))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+@asynccontextmanager
+async def reconciler(api: Any, bus: Bus, cluster: str) -> AsyncIterator[HealthReconciler]:
+    stop = asyncio.Event()
+    r = HealthReconciler(api, bus, cluster, "health-test")
+    task = asyncio.create_task(r.run(stop))
+    try:
+        yield r
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def reasons(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return sorted((e["type"], e["reason"]) for e in events)
+
+
+async def test_vips_condition_and_events_follow_outcomes(
+    health_cfg: Config, kube: Kube, publish: Publisher, kube_namespace: str, cluster: str
+) -> None:
+    ns = kube_namespace
+    await kube.create_lb_service(ns, "web")
+    await kube.create_lb_service(ns, "full")
+    await publish.outcome(ns, "web", vips=("10.10.0.5", "fd00::5"))
+    await publish.outcome(ns, "full", ok=False, error="No free IP available: VIP network vip-net is exhausted")
+
+    async with running_health(health_cfg):
+        async def web_programmed() -> dict[str, Any] | None:
+            svc = await kube.service(ns, "web")
+            c = condition(svc)
+            return svc if ips(svc) == ["10.10.0.5", "fd00::5"] and c and c["status"] == "True" else None
+
+        web = await wait_for(web_programmed, 30, "web's VIPs and condition")
+        c = condition(web)
+        assert c is not None and c["reason"] == "Programmed"
+        # Services carry no generation (the API server sets none for them).
+        assert c.get("observedGeneration") == web["metadata"].get("generation")
+        [synced] = await wait_for(lambda: kube.events(ns, "web"), 15, "web's Event")
+        assert (synced["type"], synced["reason"]) == ("Normal", "Synced")
+        assert synced["note"] == f"Added virtualservice {cluster}--{ns}-web for {ns}/web"
+        assert synced["reportingController"] == "albus.io/health"
+
+        async def full_failed() -> dict[str, Any] | None:
+            c = condition(await kube.service(ns, "full"))
+            return c if c and c["status"] == "False" else None
+
+        failed = await wait_for(full_failed, 30, "full's failure condition")
+        assert failed["reason"] == "ControllerError" and "exhausted" in failed["message"]
+        [warning] = await wait_for(lambda: kube.events(ns, "full"), 15, "full's Warning")
+        assert (warning["type"], warning["reason"]) == ("Warning", "SyncFailed")
+        assert "exhausted" in warning["note"]
+        assert ips(await kube.service(ns, "full")) == []
+
+        # The VIP network got room: the condition clears, the VIP is written.
+        await publish.outcome(ns, "full", vips=("10.10.0.6",))
+
+        async def full_programmed() -> dict[str, Any] | None:
+            svc = await kube.service(ns, "full")
+            c = condition(svc)
+            return svc if c and c["status"] == "True" and ips(svc) == ["10.10.0.6"] else None
+
+        full = await wait_for(full_programmed, 30, "full programmed")
+        c = condition(full)
+        assert c is not None and c["lastTransitionTime"] >= failed["lastTransitionTime"]
+        events = await wait_for(
+            lambda: _at_least(kube.events(ns, "full"), 2), 15, "full's Synced Event"
+        )
+        assert reasons(events) == [("Normal", "Synced"), ("Warning", "SyncFailed")]
+
+        # The tree is deleted: no VIP, no condition, one Removed Event.
+        await publish.outcome(ns, "web", deleted=True)
+
+        async def web_cleared() -> dict[str, Any] | None:
+            svc = await kube.service(ns, "web")
+            return svc if not ips(svc) and condition(svc) is None else None
+
+        await wait_for(web_cleared, 30, "web's status cleared")
+        events = await wait_for(lambda: _at_least(kube.events(ns, "web"), 2), 15, "web's Removed Event")
+        assert reasons(events) == [("Normal", "Removed"), ("Normal", "Synced")]
+
+
+async def _at_least(events: Any, n: int) -> list[dict[str, Any]] | None:
+    got: list[dict[str, Any]] = await events
+    return got if len(got) >= n else None
+
+
+async def test_report_problem_sets_condition_and_warning_and_clears(
+    health_cfg: Config, kube: Kube, publish: Publisher, kube_namespace: str
+) -> None:
+    ns = kube_namespace
+    await kube.create_lb_service(ns, "odd")
+    await publish.outcome(ns, "odd", vips=("10.10.0.9",))
+    await publish.report(ns, "odd", ("InvalidConfiguration", "ako.vmware.com/load-balancer-ip is not an IP: x"))
+    async with running_health(health_cfg):
+        async def invalid() -> dict[str, Any] | None:
+            c = condition(await kube.service(ns, "odd"))
+            return c if c and c["reason"] == "InvalidConfiguration" else None
+
+        c = await wait_for(invalid, 30, "the InvalidConfiguration condition")
+        assert c["status"] == "False" and "not an IP" in c["message"]
+        [warning] = await wait_for(lambda: kube.events(ns, "odd"), 15, "the Warning Event")
+        assert (warning["type"], warning["reason"]) == ("Warning", "InvalidConfiguration")
+        # What works keeps working: the VIP stays.
+        assert ips(await kube.service(ns, "odd")) == ["10.10.0.9"]
+
+        await publish.report(ns, "odd")  # no problems any more
+
+        async def ready() -> dict[str, Any] | None:
+            c = condition(await kube.service(ns, "odd"))
+            return c if c and c["status"] == "True" else None
+
+        await wait_for(ready, 30, "the condition to clear")
+
+
+async def test_replay_after_restart_writes_nothing(
+    health_kubeconfig: Path, control_plane: ControlPlane, bus: Bus, cluster: str,
+    kube: Kube, publish: Publisher, kube_namespace: str,
+) -> None:
+    ns = kube_namespace
+    await kube.create_lb_service(ns, "ok")
+    await kube.create_lb_service(ns, "bad")
+    await publish.outcome(ns, "ok", vips=("10.10.0.7",))
+    await publish.outcome(ns, "bad", ok=False, error="VIP network exhausted")
+    api: Any = control_plane.kube_client(health_kubeconfig)
+    try:
+        async with reconciler(api, bus, cluster) as first:
+            await asyncio.wait_for(first.settled.wait(), 30)
+            assert first.writer.status_writes == 2 and first.writer.events_written == 2
+        before = {name: await kube.service(ns, name) for name in ("ok", "bad")}
+        events_before = [len(await kube.events(ns, name)) for name in ("ok", "bad")]
+        assert events_before == [1, 1]
+
+        async with reconciler(api, bus, cluster) as second:
+            await asyncio.wait_for(second.settled.wait(), 30)
+            assert second.writer.status_writes == 0 and second.writer.events_written == 0
+        for name, svc in before.items():
+            assert (await kube.service(ns, name))["metadata"]["resourceVersion"] == svc["metadata"]["resourceVersion"]
+        assert [len(await kube.events(ns, name)) for name in ("ok", "bad")] == events_before
+    finally:
+        api.close()
