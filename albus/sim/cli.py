@@ -34,6 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cert-dir", type=Path, help="where to write the generated certificate (HTTPS)")
     p.add_argument("--state", type=Path, help="persist objects to this JSON file and reload them on start")
     p.add_argument("--allow-basic-auth", action="store_true")
+    p.add_argument("--probe-network", action="append", default=[], metavar="CIDR",
+                   help="also health-probe members in this network (loopback always); members elsewhere "
+                        "are never contacted and report up, 'not probed'")
     return p.parse_args(argv)
 
 
@@ -48,7 +51,8 @@ async def _serve(args: argparse.Namespace) -> int:
                     seed=seed,  # type: ignore[arg-type]
                     health_interval=args.health_interval, session_timeout=args.session_timeout,
                     profile=args.profile, rate=args.rate, burst=args.burst, https=args.https,
-                    cert_dir=args.cert_dir, state_file=args.state, allow_basic_auth=args.allow_basic_auth)
+                    cert_dir=args.cert_dir, state_file=args.state, allow_basic_auth=args.allow_basic_auth,
+                    probe_networks=args.probe_network)
     await sim.start()
     if args.port_file:
         args.port_file.write_text(str(sim.port))  # before the line, so a reader of the line finds the file

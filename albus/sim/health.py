@@ -9,12 +9,19 @@ monitor reports its enabled members up, as the controller does. A member turns d
 failed probe and up on the first good one (the controller waits for `failed_checks` /
 `successful_checks`; tests want a state that follows the listener within one interval).
 Fault injection can pin a member's state.
+
+Only members inside the *probe networks* are probed: loopback by default,
+plus the networks of test hosts a test creates itself (``--probe-network``).
+The simulator runs on a developer's machine, not in a data centre: it must
+never send a packet to an address it does not own. Members outside are
+reported up with the reason ``Not probed: ...`` (documented).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -24,6 +31,9 @@ from albus.sim.store import Record, Store
 
 Json = Any
 Key = tuple[str, str, int]  # (pool uuid, ip, port)
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+NOT_PROBED = "Not probed: outside the simulator's probe networks"
 
 
 @dataclass
@@ -46,6 +56,7 @@ class Health:
     def __init__(self, store: Store, interval: float | None = None) -> None:
         self.store = store
         self.interval = interval  # global override of every monitor's send_interval
+        self.probe_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(LOOPBACK)
         self.states: dict[Key, ServerState] = {}
         self.overrides: dict[Key, tuple[str, str]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -123,7 +134,7 @@ class Health:
             results = await asyncio.gather(*(self._safe_probe(hm, s, pool, timeout) for s in servers))
             for s, (ok, reason) in zip(servers, results, strict=True):
                 key = (pool_uuid, s["ip"]["addr"], _server_port(pool, s))
-                self._set(key, "OPER_UP" if ok else "OPER_DOWN", [] if ok else [reason])
+                self._set(key, "OPER_UP" if ok else "OPER_DOWN", [reason] if reason else [])
             await asyncio.sleep(interval)
 
     def _set(self, key: Key, state: str, reason: list[str]) -> None:
@@ -132,6 +143,13 @@ class Health:
             self.states[key] = ServerState(state, reason)
         else:
             cur.reason = reason
+
+    def probeable(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.probe_networks)
 
     async def _safe_probe(self, hm: Record, s: dict[str, Json], pool: Record, timeout: float) -> tuple[bool, str]:
         # a probe bug must not silently end the pool's checker task
@@ -146,6 +164,8 @@ class Health:
         mtype = hm.data.get("type", "HEALTH_MONITOR_TCP")
         ip = s["ip"]["addr"]
         port = int(hm.data.get("monitor_port") or _server_port(pool, s))
+        if not self.probeable(ip):
+            return True, NOT_PROBED
         if mtype in ("HEALTH_MONITOR_UDP", "HEALTH_MONITOR_PING"):
             return True, ""
         tls = mtype == "HEALTH_MONITOR_HTTPS"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import ssl
 import subprocess
@@ -39,7 +40,7 @@ class SimServer:
                  health_interval: float | None = None, session_timeout: float = 15 * 60,
                  profile: str = "default", rate_limit: bool | None = None, rate: float = 32.0, burst: int = 64,
                  https: bool = False, cert_dir: str | Path | None = None, state_file: str | Path | None = None,
-                 allow_basic_auth: bool = False) -> None:
+                 allow_basic_auth: bool = False, probe_networks: list[str] | None = None) -> None:
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}")
         self.host = host
@@ -53,6 +54,8 @@ class SimServer:
                                      secure_cookies=https))
         self.ctl.sessions.idle_timeout = session_timeout
         self.ctl.health.interval = health_interval
+        # Loopback always; test hosts' networks only when a test names them.
+        self.ctl.health.probe_networks += [ipaddress.ip_network(n, strict=False) for n in probe_networks or []]
         self.ctl.limiter.enabled = (profile == "realistic") if rate_limit is None else rate_limit
         self.ctl.limiter.rate = rate
         self.ctl.limiter.burst = burst

@@ -171,3 +171,26 @@ def test_pool_without_monitor_is_up_and_inventory(client: Client, sim: SimServer
     assert vs["config"]["pool_ref"].startswith(f"{sim.url}/api/pool/")
     joined = client.ok("GET", "virtualservice", params={"name": "inv-vs", "join_subresources": "runtime"})
     assert joined["results"][0]["runtime"]["oper_status"]["state"] == "OPER_UP"
+
+
+def test_members_outside_probe_networks_are_never_contacted(client: Client, listeners: list[TcpListener],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import albus.sim.health as health
+
+    contacted: list[str] = []
+    real = health.asyncio.open_connection
+
+    async def spy(host: str, port: int, **kw: Any) -> Any:
+        contacted.append(host)
+        return await real(host, port, **kw)
+
+    monkeypatch.setattr(health.asyncio, "open_connection", spy)
+    local = TcpListener("127.0.0.4")
+    listeners.append(local)
+    pool = pool_with(client, "outside", [("10.200.0.7", 80), (local.ip, local.port)])
+    wait_for(lambda: len(server_states(client, pool["uuid"])) == 2
+             and all(s["state"] == "OPER_UP" for s in server_states(client, pool["uuid"]).values()),
+             timeout=5, what="both members reported")
+    assert "127.0.0.4" in contacted  # the loopback member is really probed
+    assert "10.200.0.7" not in contacted
+    assert server_states(client, pool["uuid"])["10.200.0.7:80"]["reason"] == [health.NOT_PROBED]
