@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     def _term(*_: Any) -> None:
         raise KeyboardInterrupt
 
+    # SIGINT too: a shell that starts us in the background leaves it ignored.
     signal.signal(signal.SIGTERM, _term)
+    signal.signal(signal.SIGINT, _term)
     try:
         try:
             info = stack.start()
