@@ -65,12 +65,16 @@ class Engine:
             result = self.graph.translate(src)
             before = self.desired.pop(src, {})
             now = {t.vs_name: t for t in result.trees}
+            if result.problems and not now and before:
+                # Bad input never deletes what was working: keep the last good
+                # trees and report the problem until the source is fixed or gone.
+                now = before
             if now:
                 self.desired[src] = now
             for name, tree in before.items():
                 if name not in now:
                     gone[name] = tree
-            for tree in now.values():
+            for tree in (now.values() if now is not before else ()):
                 pub = self.published.get(tree.vs_name)
                 if pub is None or pub.checksum != tree.checksum or pub.tenant != tree.tenant:
                     if pub is not None and pub.tenant != tree.tenant:

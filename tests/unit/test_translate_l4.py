@@ -213,3 +213,19 @@ def test_namespace_selector_limits_handled_services() -> None:
     assert not e.flush().trees
     e.observe(_ko(ns_lab))
     assert [t.vs_name for t in e.flush().trees] == ["c1--shop-web"]
+
+
+def test_bad_input_keeps_the_last_good_tree_until_fixed_or_deleted() -> None:
+    e = Engine(CFG)
+    e.observe(_ko(svc()))
+    (tree,) = e.flush().trees
+    bad = svc()
+    bad["metadata"]["annotations"] = {"ako.vmware.com/load-balancer-ip": "300.1.1.1"}
+    e.observe(_ko(bad))
+    ch = e.flush()
+    assert ch.trees == [] and [p.reason for r in ch.reports for p in r.problems] == ["InvalidLoadBalancerIP"]
+    assert e.live_vs_names() == (tree.vs_name,)
+    e.mark_all()
+    assert not e.stale().trees  # a full resync does not collect it either
+    e.observe(_ko(bad, deleted=True))
+    assert [t.deleted for t in e.flush().trees] == [True]
