@@ -7,11 +7,11 @@ import asyncio
 import logging
 import os
 import re
-import signal
 import socket
 
 from services.common.bus import Bus
-from services.common.config import Config, ConfigError, load_config
+from services.common.config import Config, ConfigError
+from services.common.service_main import service_main
 from services.syncer.avi_client import ControllerClient
 from services.syncer.replica import SyncerReplica
 
@@ -43,35 +43,15 @@ async def run(cfg: Config, stop: asyncio.Event, replica_id: str | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="albus syncer", description=__doc__)
-    parser.add_argument("--config", help="albus values file (default $ALBUS_CONFIG)")
-    parser.add_argument("--replica-id", help="this replica's name in the members bucket (default host-pid)")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config)
-    except (ConfigError, OSError) as exc:
-        print(f"albus syncer: {exc}")
-        return 2
-    logging.basicConfig(
-        level=getattr(logging, cfg.AKOSettings.logLevel.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # avisdk logs request headers at debug level (redacted, but keep it quiet anyway).
-    logging.getLogger("avi").setLevel(max(logging.INFO, logging.getLogger().level))
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--replica-id", help="this replica's name in the members bucket (default host-pid)")
 
-    async def _main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def serve(cfg: Config, stop: asyncio.Event, args: argparse.Namespace) -> None:
+        # avisdk logs request headers at debug level (redacted, but keep it quiet anyway).
+        logging.getLogger("avi").setLevel(max(logging.INFO, logging.getLogger().level))
         await run(cfg, stop, args.replica_id)
 
-    try:
-        asyncio.run(_main())
-    except ConfigError as exc:
-        print(f"albus syncer: {exc}")
-        return 2
-    return 0
+    return service_main("syncer", __doc__, argv, serve, add_arguments)
 
 
 if __name__ == "__main__":

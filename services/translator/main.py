@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import signal
 import uuid
 
 from services.common import subjects
 from services.common.bus import TOMBSTONE_TTL_SECONDS, Bus, Delivery
-from services.common.config import Config, load_config
+from services.common.config import Config
 from services.common.contracts import KindSynced, KubeObject, SourceReport, TreesSynced, VsTree, decode
+from services.common.service_main import service_main
 from services.translator.engine import Changes, Engine
 
 log = logging.getLogger("albus.translator")
@@ -100,18 +99,4 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="albus translator")
-    parser.add_argument("--config", help="albus configuration file (AKO-style values)")
-    args = parser.parse_args(argv)
-    cfg = load_config(args.config)
-    logging.basicConfig(level=cfg.AKOSettings.logLevel.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stop = asyncio.Event()
-
-    async def _main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run(cfg, stop)
-
-    asyncio.run(_main())
-    return 0
+    return service_main("translator", __doc__, argv, lambda cfg, stop, _args: run(cfg, stop))

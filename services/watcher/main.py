@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Sequence
 
 from services.common import kube
 from services.common.bus import Bus
-from services.common.config import Config, ConfigError, load_config
+from services.common.config import Config, ConfigError
+from services.common.service_main import service_main
 from services.watcher.kinds import KINDS, KindSpec
 from services.watcher.lease import LeaderElector, LeaseTiming, default_identity, lease_name
 from services.watcher.reflectors import ReflectorSet
@@ -67,32 +66,7 @@ async def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="albus watcher", description=__doc__)
-    parser.add_argument("--config", help="albus values file (default: $ALBUS_CONFIG)")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config)
-    except (ConfigError, OSError) as exc:
-        print(f"albus watcher: {exc}")
-        return 2
-    logging.basicConfig(
-        level=cfg.AKOSettings.logLevel.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return asyncio.run(_serve(cfg))
-
-
-async def _serve(cfg: Config) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await run(cfg, stop)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    return service_main("watcher", __doc__, argv, lambda cfg, stop, _args: run(cfg, stop))
 
 
 if __name__ == "__main__":

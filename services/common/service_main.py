@@ -1,0 +1,61 @@
+"""What every service's ``main`` does: arguments, configuration, logging, signals, exit code.
+
+A service provides ``run(cfg, stop, args)``; this runs it until SIGTERM or
+SIGINT sets ``stop``. Bad configuration exits with status 2 and a message
+naming the field, before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from services.common.config import Config, ConfigError, load_config
+
+Run = Callable[[Config, asyncio.Event, argparse.Namespace], Awaitable[None]]
+
+
+def setup_logging(cfg: Config) -> None:
+    logging.basicConfig(
+        level=getattr(logging, cfg.AKOSettings.logLevel.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def service_main(
+    name: str,
+    description: str | None,
+    argv: list[str] | None,
+    run: Run,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    parser = argparse.ArgumentParser(prog=f"albus {name}", description=description)
+    parser.add_argument("--config", help="albus values file (default: $ALBUS_CONFIG)")
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except (ConfigError, OSError) as exc:
+        print(f"albus {name}: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(cfg)
+    log = logging.getLogger(f"albus.{name}")
+
+    async def serve() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await run(cfg, stop, args)
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return 2
+        return 0
+
+    return asyncio.run(serve())
