@@ -27,6 +27,8 @@ from services.common.config import ConfigError, load_config
 DEFAULT_WORKDIR = Path(".albus")
 ALBUS_NAMESPACE = "avi-system"  # where the watcher's Lease lives, as AKO's namespace
 DEMO_SEED = Path(__file__).parent / "demo_seed.yaml"
+DEMO_BACKEND_NET = "10.213.0.0/24"  # private to a veth pair on this machine; the demo manifest names .2
+DEMO_BACKEND_PORTS = (8080, 5060)
 
 
 def vip_networks_of_seed(seed: Path) -> list[dict[str, str]]:
@@ -138,6 +140,7 @@ class LocalStack:
         self.children: list[Child] = []
         self.nats: NatsServer | None = None
         self.cp: Any = None
+        self.test_host: Any = None  # albus.testhosts.TestHost with --demo-backends
 
     def start(self) -> dict[str, Any]:
         wd = self.workdir
@@ -154,7 +157,7 @@ class LocalStack:
                    "password": base.credentials.password, "simulated": False}
             vip_networks = [n.model_dump(exclude_defaults=True) for n in base.NetworkSettings.vipNetworkList]
         else:
-            sim = SimProcess(wd, seed=DEMO_SEED, state=wd / "sim-state.json")
+            sim = SimProcess(wd, seed=DEMO_SEED, state=wd / "sim-state.json", extra=self._demo_backends())
             self.children.append(sim.start())
             ctl = {"url": sim.url, "username": sim.username, "password": sim.password, "simulated": True}
             vip_networks = vip_networks_of_seed(DEMO_SEED)
@@ -181,9 +184,26 @@ class LocalStack:
         _status_path(wd).write_text(json.dumps(info, indent=2))
         return info
 
+    def _demo_backends(self) -> list[str]:
+        """With --demo-backends: who-am-I backends at 10.213.0.2 (a namespace) and the simulator's data plane."""
+        if not self.args.demo_backends:
+            return []
+        from albus.testhosts import TestHost, available
+
+        why = available()
+        if why is not None:
+            raise ConfigError(f"--demo-backends: {why}")
+        self.test_host = TestHost(subnet=DEMO_BACKEND_NET).create()
+        self.test_host.serve("demo-backend", *DEMO_BACKEND_PORTS)
+        print(f">> demo backends on {self.test_host.address} ports {DEMO_BACKEND_PORTS} (network namespace "
+              f"{self.test_host.ns}); the simulator forwards VIP traffic to them")
+        return ["--dataplane", "--probe-network", self.test_host.cidr]
+
     def stop(self) -> None:
         for c in reversed(self.children):
             c.stop()
+        if self.test_host is not None:
+            self.test_host.destroy()
         if self.cp is not None:
             self.cp.stop()
         if self.nats is not None:
@@ -201,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cluster", help="cluster name (default from the config, else my-cluster)")
     p.add_argument("--manifests", action="append", default=[], help="apply these manifests once up")
     p.add_argument("--fresh", action="store_true", help="start from empty state")
+    p.add_argument("--demo-backends", action="store_true",
+                   help="(root) run who-am-I backends at 10.213.0.2 in a network namespace and let the simulator "
+                        "forward VIP traffic (examples/demo-dataplane.yaml points a Service at them)")
     p.add_argument("--until-ready", type=float, metavar="SECONDS",
                    help="exit 0 once every LoadBalancer Service has a VIP (1 after SECONDS)")
     args = p.parse_args(argv)

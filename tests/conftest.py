@@ -4,4 +4,5 @@ pytest_plugins = [
     "albus.controlplane.testing",
     "albus.sim.testing",
     "albus.broker_testing",
+    "albus.testhosts_testing",
 ]

@@ -52,6 +52,10 @@ async def _handle(ctl: Controller, request: web.Request, path: str) -> web.Respo
                       "objects": len(ctl.store.by_uuid), "sessions": len(ctl.sessions),
                       "session_timeout": ctl.sessions.idle_timeout, "health_interval": ctl.health.interval,
                       "rate_limit": ctl.limiter.to_json(), "faults": len(ctl.faults.rules)})
+    if sub == "dataplane" and m == "GET":
+        if ctl.dataplane is None:
+            return _err("the data plane is off (start the simulator with --dataplane)", 404)
+        return _json(ctl.dataplane.to_json())
     if sub == "counters":
         if m == "GET":
             return _json(ctl.log.counters())

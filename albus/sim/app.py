@@ -69,6 +69,7 @@ class Controller:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     log: RequestLog = field(default_factory=RequestLog)
     unavailable_until: float = 0.0  # after a simulated restart, until the controller is "up" again
+    dataplane: Any = None  # albus.sim.dataplane.DataPlane when traffic forwarding is on
 
     def __post_init__(self) -> None:
         self.ipam = Ipam(self.store)
@@ -522,6 +523,8 @@ class Api:
                 return json_response(h.vs_runtime(rec))
             if sub == "runtime/detail":
                 return json_response([h.vs_runtime(rec)])
+            if sub == "runtime/stats" and self.ctl.dataplane is not None:
+                return json_response(self.ctl.dataplane.vs_stats(rec.uuid).to_json())
         raise ApiError(404, f"Not found: /{sub}")
 
     def _inventory(self, request: web.Request, otype: str, segs: list[str], tenant: str, base: str) -> web.Response:

@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--probe-network", action="append", default=[], metavar="CIDR",
                    help="also health-probe members in this network (loopback always); members elsewhere "
                         "are never contacted and report up, 'not probed'")
+    p.add_argument("--dataplane", action="store_true",
+                   help="forward real traffic: listen on every enabled virtual service's VIP ports (VIPs must "
+                        "be addresses of this machine, e.g. 127.x) and forward to members in the probe networks")
     return p.parse_args(argv)
 
 
@@ -52,7 +55,7 @@ async def _serve(args: argparse.Namespace) -> int:
                     health_interval=args.health_interval, session_timeout=args.session_timeout,
                     profile=args.profile, rate=args.rate, burst=args.burst, https=args.https,
                     cert_dir=args.cert_dir, state_file=args.state, allow_basic_auth=args.allow_basic_auth,
-                    probe_networks=args.probe_network)
+                    probe_networks=args.probe_network, dataplane=args.dataplane)
     await sim.start()
     if args.port_file:
         args.port_file.write_text(str(sim.port))  # before the line, so a reader of the line finds the file

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from albus.sim import certs, persist
 from albus.sim.app import Config, Controller, build_app
+from albus.sim.dataplane import DataPlane
 from albus.sim.seed import apply_seed, load_seed, seed_system
 
 Json = Any
@@ -40,7 +41,8 @@ class SimServer:
                  health_interval: float | None = None, session_timeout: float = 15 * 60,
                  profile: str = "default", rate_limit: bool | None = None, rate: float = 32.0, burst: int = 64,
                  https: bool = False, cert_dir: str | Path | None = None, state_file: str | Path | None = None,
-                 allow_basic_auth: bool = False, probe_networks: list[str] | None = None) -> None:
+                 allow_basic_auth: bool = False, probe_networks: list[str] | None = None,
+                 dataplane: bool = False) -> None:
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}")
         self.host = host
@@ -56,6 +58,8 @@ class SimServer:
         self.ctl.health.interval = health_interval
         # Loopback always; test hosts' networks only when a test names them.
         self.ctl.health.probe_networks += [ipaddress.ip_network(n, strict=False) for n in probe_networks or []]
+        if dataplane:  # forward real traffic on the VIPs (test/demo tool, docs/simulator.md "Data plane")
+            self.ctl.dataplane = DataPlane(self.ctl.store, self.ctl.health)
         self.ctl.limiter.enabled = (profile == "realistic") if rate_limit is None else rate_limit
         self.ctl.limiter.rate = rate
         self.ctl.limiter.burst = burst
@@ -97,12 +101,16 @@ class SimServer:
         addrs = self._runner.addresses
         self.port = int(addrs[0][1])
         self.ctl.health.start()
+        if self.ctl.dataplane is not None:
+            await self.ctl.dataplane.start()
         if self.state_file is not None:
             self._saver = persist.Saver(self.ctl.store, self.state_file)
             self._saver.flush()
             self._saver.start()
 
     async def stop(self) -> None:
+        if self.ctl.dataplane is not None:
+            await self.ctl.dataplane.stop()
         await self.ctl.health.stop()
         if self._saver is not None:
             await self._saver.stop()

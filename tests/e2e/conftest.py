@@ -18,7 +18,13 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture
-def pipeline(control_plane: Any, nats_server: NatsServer, tmp_path: Path,
+def sim_args() -> list[str]:
+    """Extra simulator options; a test module overrides this (e.g. `--dataplane`)."""
+    return []
+
+
+@pytest.fixture
+def pipeline(control_plane: Any, nats_server: NatsServer, tmp_path: Path, sim_args: list[str],
              request: pytest.FixtureRequest) -> Iterator[Pipeline]:
     cluster = f"e2e{os.getpid() % 1000}x{next(_ids)}"
     api = control_plane.kube_client()
@@ -27,7 +33,9 @@ def pipeline(control_plane: Any, nats_server: NatsServer, tmp_path: Path,
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={"albus-e2e": cluster})))
     # The services run as the project's ClusterRole, never as admin: a missing permission fails here.
     kubeconfig = control_plane.kubeconfig_for(f"albus-{cluster}", CLUSTERROLE)
-    p = make_pipeline(tmp_path, cluster, ns, api, kubeconfig, nats_server.url)
+    # A test module may bring its own controller seed (CONTROLLER_SEED = path).
+    p = make_pipeline(tmp_path, cluster, ns, api, kubeconfig, nats_server.url,
+                      seed=getattr(request.module, "CONTROLLER_SEED", None), sim_args=sim_args)
     p.start_services()
     try:
         yield p

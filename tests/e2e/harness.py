@@ -152,8 +152,9 @@ class Pipeline:
 
 
 def make_pipeline(workdir: Path, cluster: str, namespace: str, admin_api: client.ApiClient,
-                  kubeconfig: Path, nats_url: str) -> Pipeline:
-    sim = SimProcess(workdir, seed=SIM_SEED).start()
+                  kubeconfig: Path, nats_url: str, seed: Path | None = None,
+                  sim_args: list[str] | None = None) -> Pipeline:
+    sim = SimProcess(workdir, seed=seed or SIM_SEED, extra=sim_args).start()
     cfg = write_config(
         workdir / "config.yaml", cluster=cluster, controller=sim.url, username=sim.username,
         password=sim.password, nats_url=nats_url, kubeconfig=str(kubeconfig), vip_networks=[VIP_NET],
