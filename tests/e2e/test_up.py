@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.k8s, pytest.mark.sim]
 def test_albus_up_runs_the_demo_until_every_service_has_a_vip(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "albus.cli", "up", "--workdir", str(tmp_path / "w"), "--fresh",
-         "--manifests", str(REPO / "examples" / "demo.yaml"), "--until-ready", "120"],
+         "--demo-backends", "--manifests", str(REPO / "examples" / "demo.yaml"), "--until-ready", "120"],
         capture_output=True, text=True, timeout=300, cwd=REPO,
     )
     assert r.returncode == 0, r.stdout + r.stderr

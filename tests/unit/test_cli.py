@@ -25,7 +25,7 @@ def test_translate_prints_objects_by_type_sorted_by_name(tmp_path: Path) -> None
     assert [o["name"] for o in out["virtualservice"]] == ["east--demo-sip", "east--demo-web"]
     assert [o["name"] for o in out["pool"]] == ["east--demo-sip-TCP-5060", "east--demo-sip-UDP-5060", "east--demo-web-TCP-80"]
     web_pool = out["pool"][2]
-    assert [s["ip"]["addr"] for s in web_pool["servers"]] == ["10.244.0.11", "10.244.0.12"]
+    assert [s["ip"]["addr"] for s in web_pool["servers"]] == ["10.213.0.2"]
     assert out["virtualservice"][1]["vsvip_ref"] == "/api/vsvip/?name=east--demo-web"
 
 
