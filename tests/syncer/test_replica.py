@@ -23,7 +23,7 @@ from services.syncer.avi_client import ControllerClient
 from services.syncer.replica import SyncerReplica, Timing
 
 
-async def until(cond: Callable[[], Any] | Callable[[], Awaitable[Any]], timeout: float = 15.0,
+async def until(cond: Callable[[], Any] | Callable[[], Awaitable[Any]], timeout: float = 60.0,
                 what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
