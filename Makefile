@@ -29,12 +29,14 @@ lint: $(STAMP)
 test: $(STAMP) controlplane lint
 	@echo ">> pytest"
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@echo ">> bench-smoke (figures reported, not asserted; see bench/README.md)"
+	@$(PY) -m bench --smoke
 
 test-fast: $(STAMP)
 	@$(VENV)/bin/pytest -m "not e2e" $(PYTEST_ARGS)
 
 demo: $(STAMP) controlplane
-	@$(VENV)/bin/albus up --manifests examples/demo.yaml
+	@$(VENV)/bin/albus up --demo-backends --manifests examples/demo.yaml
 
 bench-smoke: $(STAMP) controlplane
 	@$(PY) -m bench --smoke

@@ -26,8 +26,10 @@ One service (what a container runs)
 
 Tools
   translate -f FILE [--cluster NAME] [--config FILE]   Avi objects the manifests produce, offline
+  trace KIND/NAMESPACE/NAME [--json]   the timeline of the object's latest change (docs/tracing.md)
   sim           the Avi controller simulator
   controlplane  build or start the local kube-apiserver/etcd (see `albus controlplane --help`)
+  nats-config --cluster NAME ...   a nats-server configuration with one identity per cluster
 """
 
 SERVICES = {
@@ -89,10 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         return _run_module_main(SERVICES[cmd], rest)
     if cmd == "translate":
         return cmd_translate(rest)
+    if cmd == "trace":
+        return _run_module_main("albus.trace", rest)
     if cmd == "sim":
         return _run_module_main("albus.sim.cli", rest)
     if cmd == "controlplane":
         return _run_module_main("albus.controlplane.__main__", rest)
+    if cmd == "nats-config":
+        return _run_module_main("albus.natsconfig", rest)
     if cmd == "up":
         return _run_module_main("albus.up", rest)
     if cmd == "status":

@@ -14,8 +14,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from albus.sim.server import SimProcess  # noqa: E402
+from bench.machine import cpu_seconds, git_sha, machine  # noqa: E402
 
 GOALS = {"get_by_name_per_s": 2000, "create_per_s": 1000}
 
@@ -113,19 +112,10 @@ def _client_proc(mode: str, url: str, user: str, pw: str, wid: int, seconds: flo
     out.put(asyncio.run(_worker(mode, url, user, pw, wid, seconds, conc, names)))
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User+system CPU time of a process, from /proc (0 where unavailable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def run_phase(mode: str, url: str, user: str, pw: str, clients: int, seconds: float, conc: int,
               names: int, cpus: list[int], sim_pid: int) -> dict[str, Any]:
     q: Any = mp.Queue()
-    cpu0 = _cpu_seconds(sim_pid)
+    cpu0 = cpu_seconds(sim_pid)
     procs = [mp.Process(target=_client_proc, args=(mode, url, user, pw, i, seconds, conc, names,
                                                    cpus[i % len(cpus)] if cpus else None, q)) for i in range(clients)]
     t0 = time.monotonic()
@@ -138,7 +128,7 @@ def run_phase(mode: str, url: str, user: str, pw: str, clients: int, seconds: fl
     ok = sum(r[0] for r in results)
     bad = sum(r[1] for r in results)
     # how busy the simulator's core was: near 1.0 means the simulator, not the clients, set the pace
-    used = _cpu_seconds(sim_pid) - cpu0
+    used = cpu_seconds(sim_pid) - cpu0
     return {"requests_ok": ok, "requests_failed": bad, "seconds": round(elapsed, 3),
             "per_s": round(ok / seconds, 1), "simulator_core_utilisation": round(used / seconds, 2),
             # requests per second of simulator CPU: its cost per request, whatever else loads the box
@@ -153,29 +143,6 @@ def _seed_pools(url: str, user: str, pw: str, n: int) -> None:
                 async with http.post(f"{url}/api/pool", data=json.dumps({"name": f"seed-{i}"}), headers=hdrs) as r:
                     assert r.status == 201, await r.text()
     asyncio.run(go())
-
-
-def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    # the load average shows whether other work shared the cores during the run
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
-            "cpus": os.cpu_count(), "load_average_1_5_15": [round(x, 2) for x in load] if load else None}
-
-
-def git_sha() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main() -> int:

@@ -66,6 +66,7 @@ HEALTH_MONITORS = [
                                                                 "http_response_code": ["HTTP_2XX", "HTTP_3XX"]}}),
     ("System-Ping", "HEALTH_MONITOR_PING", {}),
     ("System-DNS", "HEALTH_MONITOR_DNS", {}),
+    ("System-SCTP", "HEALTH_MONITOR_SCTP", {}),
 ]
 
 

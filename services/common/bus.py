@@ -21,10 +21,11 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import DeliverPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanContext
 
-from services.common import subjects
+from services.common import subjects, tracing
 from services.common.contracts import Contract, encode
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,22 @@ log = logging.getLogger(__name__)
 TOMBSTONE_TTL_SECONDS = 3600.0
 
 
+PERMISSIONS_VIOLATION = "permissions violation"
+STREAM_CREATE = "$js.api.stream.create."
+
+
+class BusRefused(Exception):
+    """nats-server refused a publish: this identity may not use the subject."""
+
+
+def _same_stream(have: StreamConfig, want: StreamConfig) -> bool:
+    """Whether the stream already has every setting albus gives it (unset ones are the server's)."""
+    fields = ("max_msgs_per_subject", "max_age", "max_bytes", "storage", "num_replicas", "allow_msg_ttl",
+              "allow_rollup_hdrs", "duplicate_window")
+    return sorted(have.subjects or []) == sorted(want.subjects or []) and all(
+        getattr(want, f) is None or getattr(have, f) == getattr(want, f) for f in fields)
+
+
 @dataclass(frozen=True)
 class Delivery:
     subject: str
@@ -41,6 +58,10 @@ class Delivery:
     headers: dict[str, str]
     stream_seq: int
     redelivered: bool = False
+
+    def span_context(self) -> SpanContext | None:
+        """The span that published this message (from its ``traceparent`` header), if any."""
+        return tracing.span_context_of(self.headers)
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -65,10 +86,21 @@ class Bus:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.replicas = replicas
+        # Permission violations the server reported (nats-server confines each cluster's identity).
+        self.refusals: list[str] = []
 
     @classmethod
     async def connect(cls, url: str, name: str, replicas: int = 1, **opts: Any) -> Bus:
+        refusals: list[str] = []
+
         async def _err(e: Exception) -> None:
+            if PERMISSIONS_VIOLATION in str(e).lower():
+                refusals.append(str(e))
+                if STREAM_CREATE in str(e).lower():
+                    return  # expected of a cluster identity started before the syncer pool: it waits
+                log.error("nats refused this identity: %s. The credentials in NATS_URL allow only their own "
+                          "cluster's subjects: check AKOSettings.clusterName and the NATS user", e)
+                return
             log.warning("nats: %s", e)
 
         async def _disc() -> None:
@@ -87,7 +119,9 @@ class Bus:
             reconnected_cb=_reconn,
             **opts,
         )
-        return cls(nc, replicas)
+        bus = cls(nc, replicas)
+        bus.refusals = refusals
+        return bus
 
     async def close(self) -> None:
         if not self.nc.is_closed:
@@ -96,26 +130,35 @@ class Bus:
     async def ensure_streams(self) -> None:
         """Create (or bring up to date) the streams; safe to call from every service."""
         for name, subs in subjects.STREAMS.items():
+            limits: dict[str, Any] = {"max_msgs_per_subject": 1, **subjects.STREAM_LIMITS.get(name, {})}
             cfg = StreamConfig(
                 name=name,
                 subjects=subs,
-                max_msgs_per_subject=1,
                 storage=StorageType.FILE,
                 num_replicas=self.replicas,
                 allow_msg_ttl=True,
                 allow_rollup_hdrs=True,
                 duplicate_window=120.0,
+                **limits,
             )
             try:
-                await self.js.stream_info(name)
+                info = await self.js.stream_info(name)
             except NotFoundError:
                 try:
                     await self.js.add_stream(cfg)
                     continue
+                except NatsTimeoutError:
+                    if not self.refused(f"$JS.API.STREAM.CREATE.{name}"):
+                        raise
+                    # A cluster identity may not create streams: the syncer pool does.
+                    info = await self._stream_created(name)
                 except Exception as exc:  # another service created it first
                     if "already in use" not in str(exc):
                         raise
-            await self.js.update_stream(cfg)
+                    info = await self.js.stream_info(name)
+            # Update only what differs: cluster identities may read stream info, not change streams.
+            if not _same_stream(info.config, cfg):
+                await self.js.update_stream(cfg)
 
     async def publish(
         self,
@@ -126,15 +169,39 @@ class Bus:
         ttl: float | None = None,
         headers: dict[str, str] | None = None,
     ) -> int:
-        hdrs = dict(headers or {})
+        # The current span (if any) travels with the message: the receiver's
+        # span becomes its child, which is what makes one trace per change.
+        hdrs = tracing.inject(dict(headers or {}))
         if msg_id:
             hdrs["Nats-Msg-Id"] = msg_id
-        ack = await self.js.publish(subject, encode(msg), headers=hdrs or None, msg_ttl=ttl)
+        try:
+            ack = await self.js.publish(subject, encode(msg), headers=hdrs or None, msg_ttl=ttl)
+        except NatsTimeoutError:
+            refused = self.refused(subject)
+            if refused:
+                raise BusRefused(refused) from None
+            raise
         return int(ack.seq)
 
-    async def follow(self, filter_subject: str, handler: Handler, *, name: str = "") -> Follower:
+    def refused(self, subject: str) -> str | None:
+        """The server's refusal of ``subject`` for this identity, if it refused it."""
+        # The client lower-cases the server's error text.
+        hits = [r for r in self.refusals if f'"{subject.lower()}"' in r.lower()]
+        return hits[-1] if hits else None
+
+    async def _stream_created(self, name: str, poll: float = 2.0) -> StreamInfo:
+        log.warning("stream %s does not exist and this identity may not create it: waiting for the syncer pool", name)
+        while True:
+            await asyncio.sleep(poll)
+            with contextlib.suppress(NotFoundError):
+                return await self.js.stream_info(name)
+
+    async def follow(
+        self, filter_subject: str, handler: Handler, *, name: str = "", history: bool = False
+    ) -> Follower:
         """Deliver the current state of ``filter_subject`` (last per subject), then every change.
 
+        ``history`` delivers every message kept instead (streams with history).
         Ordered consumer: messages come in stream order and a gap makes the
         client recreate the consumer from where it was, so nothing is missed
         or reordered. Handler errors are logged and counted, never fatal.
@@ -163,8 +230,10 @@ class Bus:
             filter_subject,
             cb=_cb,
             ordered_consumer=True,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-            idle_heartbeat=5.0,
+            deliver_policy=DeliverPolicy.ALL if history else DeliverPolicy.LAST_PER_SUBJECT,
+            # A consumer lost with a restarted nats-server is noticed after a few
+            # missed heartbeats and recreated from where it was: keep that short.
+            idle_heartbeat=1.0,
             flow_control=True,
         )
         follower = Follower(sub=sub)
@@ -177,17 +246,24 @@ class Bus:
 
     async def snapshot(self, filter_subject: str, timeout: float = 30.0) -> dict[str, Delivery]:
         """The current message of every subject under ``filter_subject``."""
-        state: dict[str, Delivery] = {}
+        return {d.subject: d for d in await self._read(filter_subject, timeout, history=False)}
+
+    async def history(self, filter_subject: str, timeout: float = 30.0) -> list[Delivery]:
+        """Every message kept under ``filter_subject``, oldest first (streams with history)."""
+        return await self._read(filter_subject, timeout, history=True)
+
+    async def _read(self, filter_subject: str, timeout: float, *, history: bool) -> list[Delivery]:
+        out: list[Delivery] = []
 
         async def _keep(d: Delivery) -> None:
-            state[d.subject] = d
+            out.append(d)
 
-        f = await self.follow(filter_subject, _keep, name=f"snapshot {filter_subject}")
+        f = await self.follow(filter_subject, _keep, name=f"read {filter_subject}", history=history)
         try:
             await asyncio.wait_for(f.caught_up.wait(), timeout)
         finally:
             await f.stop()
-        return state
+        return out
 
     async def last(self, subject: str) -> Delivery | None:
         """The current message on one exact subject, or None."""

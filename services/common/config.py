@@ -8,7 +8,9 @@ refused at start with a message naming the field.
 Environment (applied over the file): ``ALBUS_CONFIG`` (path of the file),
 ``CLUSTER_NAME``, ``CTRL_IPADDRESS``, ``CTRL_VERSION``, ``CTRL_USERNAME``,
 ``CTRL_PASSWORD``, ``CTRL_AUTHTOKEN``, ``CTRL_CA_FILE``, ``CLOUD_NAME``,
-``SEG_NAME``, ``TENANT_NAME``, ``NATS_URL``, ``KUBECONFIG``, ``POD_NAMESPACE``.
+``SEG_NAME``, ``TENANT_NAME``, ``NATS_URL``, ``KUBECONFIG``, ``POD_NAMESPACE``,
+``ALBUS_LOG_FORMAT`` (``text``/``json``); tracing follows the standard ``OTEL_*``
+variables (:mod:`services.common.tracing`).
 """
 
 from __future__ import annotations
@@ -17,13 +19,20 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CLUSTER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,32}$")
 AKO_LB_CLASS = "ako.vmware.com/avi-lb"
+
+
+def cluster_name(value: str) -> str:
+    """A valid cluster name (it prefixes every controller object and is a bus subject token)."""
+    if not CLUSTER_NAME_RE.match(value):
+        raise ValueError("must be 1-32 characters of letters, digits, '-' or '_'")
+    return value
 
 
 class ConfigError(ValueError):
@@ -76,9 +85,7 @@ class AkoValues(_Section):
     @field_validator("clusterName")
     @classmethod
     def _cluster(cls, value: str) -> str:
-        if not CLUSTER_NAME_RE.match(value):
-            raise ValueError("must be 1-32 characters of letters, digits, '-' or '_'")
-        return value
+        return cluster_name(value)
 
 
 class ControllerValues(_Section):
@@ -110,10 +117,34 @@ class L7Values(_Section):
     shardVSSize: str = "LARGE"
 
 
+class SyncerCluster(_Section):
+    """One cluster a syncer pool serves, and its Avi tenant (AKO's ``ControllerSettings.tenantName``)."""
+
+    name: str
+    tenantName: str = ""  # empty: ControllerSettings.tenantName
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return cluster_name(value)
+
+
 class SyncerSettings(_Section):
     concurrency: int = Field(default=8, ge=1, le=64)
     callsPerSecond: float = Field(default=30.0, gt=0)
     retryMaxSeconds: float = Field(default=30.0, gt=0)
+    # A syncer pool serving several clusters; empty: only AKOSettings.clusterName.
+    clusters: list[SyncerCluster] = Field(default_factory=list)
+
+
+class TracingSettings(_Section):
+    """OpenTelemetry tracing (docs/tracing.md); the OTEL_* environment variables win."""
+
+    enabled: bool = True
+    # Spans to the bounded store on the bus, for `albus trace` with no backend.
+    localStore: bool = True
+    otlpEndpoint: str = ""
+    otlpProtocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
 
 
 class AlbusSettings(_Section):
@@ -124,6 +155,8 @@ class AlbusSettings(_Section):
     namespace: str = ""
     syncer: SyncerSettings = Field(default_factory=SyncerSettings)
     healthPollSeconds: float = Field(default=5.0, gt=0)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    logFormat: Literal["text", "json"] = "text"
     metricsPort: int = 0
 
 
@@ -176,6 +209,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "NATS_URL": ("albus", "natsUrl"),
     "KUBECONFIG": ("albus", "kubeconfig"),
     "POD_NAMESPACE": ("albus", "namespace"),
+    "ALBUS_LOG_FORMAT": ("albus", "logFormat"),
 }
 
 

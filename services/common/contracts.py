@@ -14,6 +14,8 @@ Subjects (see :mod:`services.common.subjects` for building and parsing them):
 * ``avisync.<cluster>``                     :class:`TreesSynced`
 * ``outcome.<cluster>.<tenant>.<vs>``       :class:`ApplyOutcome`
 * ``report.<cluster>.<kind>.<ns>.<name>``   :class:`SourceReport` (translation problems)
+* ``trace.span.<cluster>.<trace id>``       :class:`SpanBatch` (the local span store)
+* ``trace.obj.<cluster>.<kind>.<ns>.<name>``  :class:`ChangeTraced` (its index by object)
 """
 
 from __future__ import annotations
@@ -160,14 +162,110 @@ class ApplyOutcome(Contract):
     writes: int = 0
 
 
+class ListenerStatus(BaseModel):
+    """One Gateway listener as translation judged it (health adds ``Programmed`` from the apply outcome)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    accepted: bool = True
+    accepted_reason: str = "Accepted"
+    resolved_refs: bool = True
+    refs_reason: str = "ResolvedRefs"
+    conflicted_reason: str = ""  # "" = not conflicted
+    message: str = ""
+    attached: int = 0  # attachedRoutes: what is attached to the listener (joined Service ports)
+    supported_kinds: tuple[str, ...] = ()  # "<group>/<Kind>", group "" for the core group
+
+
+class RouteParentStatus(BaseModel):
+    """A route's standing with one of its parent Gateways (``status.parents[]`` of the route)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gateway_namespace: str
+    gateway_name: str
+    section_name: str = ""
+    port: int = 0
+    accepted: bool = True
+    accepted_reason: str = "Accepted"
+    resolved_refs: bool = True
+    refs_reason: str = "ResolvedRefs"
+    message: str = ""
+
+
+class GatewayStatus(BaseModel):
+    """What translation says about a GatewayClass, Gateway or route of albus's: the spec's ``Accepted`` part."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    generation: int = 0  # metadata.generation translated: the conditions' observedGeneration
+    accepted: bool = True
+    reason: str = "Accepted"
+    message: str = ""
+    listeners: tuple[ListenerStatus, ...] = ()
+    parents: tuple[RouteParentStatus, ...] = ()  # for a route: one per parentRef to albus's Gateways
+
+
 class SourceReport(Contract):
-    """Translation problems of one source object; empty ``problems`` clears them."""
+    """Translation problems of one source object; empty ``problems`` (and no ``gateway``) clears them.
+
+    ``gateway`` (added without a version bump: absent reads as None) carries a
+    GatewayClass's or Gateway's status for health to write; only albus's own
+    classes and their Gateways have one.
+    """
 
     kind_name: ClassVar[str] = "source-report"
     cluster: str
     source: ObjRef
     problems: tuple[Problem, ...] = ()
     vs_names: tuple[str, ...] = ()
+    gateway: GatewayStatus | None = None
+
+
+class SpanEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    time_ns: int
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class SpanRecord(BaseModel):
+    """One finished span as the local store keeps it (ids in hex, times in ns since the epoch)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    trace_id: str
+    span_id: str
+    parent_span_id: str = ""
+    name: str
+    service: str
+    kind: str
+    start_ns: int
+    end_ns: int
+    error: bool = False
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    events: tuple[SpanEvent, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()  # (trace id, span id)
+
+
+class SpanBatch(Contract):
+    """Spans of one trace exported together by one service."""
+
+    kind_name: ClassVar[str] = "span-batch"
+    spans: tuple[SpanRecord, ...]
+
+
+class ChangeTraced(Contract):
+    """A Kubernetes change the watcher published, and the trace that follows it."""
+
+    kind_name: ClassVar[str] = "change-traced"
+    cluster: str
+    object: ObjRef
+    uid: str = ""
+    resource_version: str = ""
+    deleted: bool = False
+    trace_id: str
+    start_ns: int
 
 
 def tree_checksum(tree: VsTree) -> str:
@@ -184,7 +282,7 @@ def tree_checksum(tree: VsTree) -> str:
 
 _REGISTRY: dict[str, type[Contract]] = {
     cls.kind_name: cls
-    for cls in (KubeObject, KindSynced, VsTree, TreesSynced, ApplyOutcome, SourceReport)
+    for cls in (KubeObject, KindSynced, VsTree, TreesSynced, ApplyOutcome, SourceReport, SpanBatch, ChangeTraced)
 }
 
 C = TypeVar("C", bound=Contract)

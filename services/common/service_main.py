@@ -14,16 +14,11 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from services.common import tracing
+from services.common.bus import BusRefused
 from services.common.config import Config, ConfigError, load_config
 
 Run = Callable[[Config, asyncio.Event, argparse.Namespace], Awaitable[None]]
-
-
-def setup_logging(cfg: Config) -> None:
-    logging.basicConfig(
-        level=getattr(logging, cfg.AKOSettings.logLevel.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def service_main(
@@ -43,8 +38,9 @@ def service_main(
     except (ConfigError, OSError) as exc:
         print(f"albus {name}: {exc}", file=sys.stderr)
         return 2
-    setup_logging(cfg)
+    tracing.setup_logging(cfg, f"albus-{name}")
     log = logging.getLogger(f"albus.{name}")
+    traces = tracing.setup(cfg, f"albus-{name}")
 
     async def serve() -> int:
         stop = asyncio.Event()
@@ -56,6 +52,13 @@ def service_main(
         except ConfigError as exc:
             log.error("%s", exc)
             return 2
+        except BusRefused as exc:
+            # Wrong credentials for this cluster: retrying cannot help, say so and stop.
+            log.error("NATS refused this service's identity (%s); stopping", exc)
+            return 3
         return 0
 
-    return asyncio.run(serve())
+    try:
+        return asyncio.run(serve())
+    finally:
+        traces.shutdown()  # flush the last spans

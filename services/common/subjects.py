@@ -18,6 +18,7 @@ PARTITIONS = 64
 STREAM_K8S = "ALBUS_K8S"
 STREAM_AVI = "ALBUS_AVI"
 STREAM_OUTCOME = "ALBUS_OUTCOME"
+STREAM_TRACES = "ALBUS_TRACES"
 
 CLUSTER_SCOPE = "_"
 SYNCED = "_synced"
@@ -86,6 +87,15 @@ def report_cluster(cluster: str) -> str:
     return f"report.{esc(cluster)}.>"
 
 
+def trace_spans(cluster: str, trace_id: str) -> str:
+    return f"trace.span.{esc(cluster)}.{esc(trace_id)}"
+
+
+def trace_index(cluster: str, kind: str, namespace: str, name: str) -> str:
+    ns = esc(namespace) if namespace else CLUSTER_SCOPE
+    return f"trace.obj.{esc(cluster)}.{esc(kind)}.{ns}.{esc(name)}"
+
+
 @dataclass(frozen=True)
 class K8sSubject:
     cluster: str
@@ -104,9 +114,17 @@ def parse_k8s(subject: str) -> K8sSubject:
     return K8sSubject(unesc(parts[1]), unesc(parts[2]), ns, unesc(parts[4]))
 
 
-# Streams and what they hold; every stream keeps the newest message per subject.
+# Streams and what they hold; every stream keeps the newest message per
+# subject, except those given other limits in STREAM_LIMITS.
 STREAMS: dict[str, list[str]] = {
     STREAM_K8S: ["k8s.>"],
     STREAM_AVI: ["avi.>", "avisync.>"],
     STREAM_OUTCOME: ["outcome.>", "report.>"],
+    STREAM_TRACES: ["trace.>"],
+}
+
+# The span store is a bounded history, not state: every message kept, the
+# oldest dropped past an hour or 64 MiB (whichever comes first).
+STREAM_LIMITS: dict[str, dict[str, float]] = {
+    STREAM_TRACES: {"max_msgs_per_subject": -1, "max_age": 3600.0, "max_bytes": 64 * 1024 * 1024},
 }

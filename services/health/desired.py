@@ -31,6 +31,9 @@ class Desired:
     vs_names: tuple[str, ...]  # live virtual services serving the Service
     removed_vs_names: tuple[str, ...]  # virtual services deleted for it
     failure_event_reason: str = ""  # Warning Event reason when the condition turns False
+    # (reason, message) of warnings: appended to the condition's message, and
+    # announced by an Event when the Service's condition does not say them yet.
+    warnings: tuple[tuple[str, str], ...] = ()
 
 
 def service_keys(refs: tuple[ObjRef, ...]) -> set[SvcKey]:
@@ -96,4 +99,9 @@ class HealthState:
             cond = Condition("False", REASON_VIP_PENDING, f"virtualservice {', '.join(names)} has no VIP yet")
         else:
             cond = None
-        return Desired(tuple(vips), cond, names, removed, event_reason)
+        warns = tuple((safe_reason(p.reason), p.message)
+                      for p in (report.problems if report else ()) if p.severity == Severity.WARNING)
+        if cond is not None and warns:
+            cond = Condition(cond.status, cond.reason,
+                             cond.message + "".join(f" (warning: {m})" for _, m in warns))
+        return Desired(tuple(vips), cond, names, removed, event_reason, warns)

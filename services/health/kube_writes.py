@@ -12,6 +12,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from services.common import tracing
 from services.common.kube import micro_time, request_json
 from services.health.service_status import EventSpec
 
@@ -43,13 +44,15 @@ class ServiceWriter:
         )
         self.status_writes += 1
 
-    def event(self, service: dict[str, Any], ev: EventSpec) -> None:
+    def event(self, service: dict[str, Any], ev: EventSpec, *, api_version: str = "v1", kind: str = "Service") -> None:
+        """An Event about ``service`` (or any object of ``kind``; cluster-scoped ones get theirs in ``default``)."""
         meta = service.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
         body = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
             # client-go's naming: the object's name and the time in hex.
-            "metadata": {"name": f"{meta['name']}.{time.time_ns():x}", "namespace": meta["namespace"]},
+            "metadata": {"name": f"{meta['name']}.{time.time_ns():x}", "namespace": namespace},
             "eventTime": micro_time(),
             "reportingController": REPORTING_CONTROLLER,
             "reportingInstance": self.identity,
@@ -58,12 +61,13 @@ class ServiceWriter:
             "type": ev.type,
             "note": ev.note[:_NOTE_MAX],
             "regarding": {k: v for k, v in {
-                "apiVersion": "v1", "kind": "Service", "namespace": meta["namespace"], "name": meta["name"],
+                "apiVersion": api_version, "kind": kind, "namespace": meta.get("namespace"), "name": meta["name"],
                 "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
             }.items() if v},
         }
+        tracing.stamp_event(body)
         request_json(
-            self.api, "POST", f"/apis/events.k8s.io/v1/namespaces/{meta['namespace']}/events", body,
+            self.api, "POST", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", body,
             timeout=_TIMEOUT,
         )
         self.events_written += 1

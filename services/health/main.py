@@ -1,4 +1,4 @@
-"""The health service: apply outcomes and translation reports → Service status, conditions, Events."""
+"""The health service: apply outcomes and translation reports → Service and Gateway API status, conditions, Events."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from services.common import kube
 from services.common.bus import Bus
 from services.common.config import Config, ConfigError
 from services.common.service_main import service_main
+from services.health.avi_reader import AviReader
+from services.health.gateway_writer import GatewayReconciler, RouteReconciler
+from services.health.infra_status import InfraStatusWriter
+from services.health.kube_writes import ServiceWriter
 from services.health.reconciler import HealthReconciler
 
 log = logging.getLogger("albus.health")
@@ -27,7 +31,13 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
     bus = await Bus.connect(cfg.albus.natsUrl, name=f"albus-health-{cfg.cluster}")
     try:
         await bus.ensure_streams()
-        await HealthReconciler(api, bus, cfg.cluster, identity or default_identity()).run(stop)
+        ident = identity or default_identity()
+        infra = InfraStatusWriter(api, bus, cfg.cluster, AviReader(cfg), ServiceWriter(api, ident),
+                                  cfg.ControllerSettings.vrfName, recheck_seconds=cfg.albus.healthPollSeconds * 6,
+                                  full_seconds=float(cfg.AKOSettings.fullSyncFrequency))
+        await asyncio.gather(HealthReconciler(api, bus, cfg.cluster, ident).run(stop), infra.run(stop),
+                             GatewayReconciler(api, bus, cfg.cluster, ident).run(stop),
+                             RouteReconciler(api, bus, cfg.cluster, ident).run(stop))
     finally:
         await bus.close()
         api.close()

@@ -16,14 +16,15 @@ import time
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+from opentelemetry.trace import Span
 
-from services.common import subjects
+from services.common import subjects, tracing
 from services.common.bus import Bus, Delivery
 from services.common.contracts import ApplyOutcome, SourceReport, decode
 from services.common.kube import rfc3339
 from services.health.desired import HealthState, SvcKey
 from services.health.kube_writes import ServiceWriter
-from services.health.service_status import plan
+from services.health.service_status import EventSpec, Plan, plan
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,20 @@ class HealthReconciler:
         self._dirty: set[SvcKey] = set()
         self._retry_at: dict[SvcKey, tuple[float, float]] = {}  # key -> (when, last delay)
         self._wake = asyncio.Event()
+        self._origin: dict[SvcKey, Delivery] = {}  # the latest message that touched each Service: its trace
         # Set when the replay is done and nothing is dirty or waiting: tests
         # and `albus` use it to know health has caught up with the bus.
         self.settled = asyncio.Event()
 
     async def _on_outcome(self, d: Delivery) -> None:
-        self._mark(self.state.set_outcome(d.subject, decode(d.data, ApplyOutcome)))
+        self._mark(self.state.set_outcome(d.subject, decode(d.data, ApplyOutcome)), d)
 
     async def _on_report(self, d: Delivery) -> None:
-        self._mark(self.state.set_report(decode(d.data, SourceReport)))
+        self._mark(self.state.set_report(decode(d.data, SourceReport)), d)
 
-    def _mark(self, keys: set[SvcKey]) -> None:
+    def _mark(self, keys: set[SvcKey], d: Delivery | None = None) -> None:
+        if d is not None:
+            self._origin.update(dict.fromkeys(keys, d))
         if keys:
             self._dirty |= keys
             self.settled.clear()
@@ -79,7 +83,7 @@ class HealthReconciler:
                 w.cancel()
             if stop.is_set():
                 return
-            log.info("replayed %d outcomes and %d reports", len(self.state.outcomes), len(self.state.reports))
+            log.info("%s: replayed; %d objects to bring in line", type(self).__name__, len(self._dirty))
             while not stop.is_set():
                 await self._drain()
                 if not self._dirty and not self._retry_at:
@@ -116,32 +120,62 @@ class HealthReconciler:
                 _, last = self._retry_at.get(key, (0.0, 0.0))
                 delay = min(self.backoff_max, max(self.backoff_initial, last * 2))
                 self._retry_at[key] = (time.monotonic() + delay, delay)
-                log.warning("service %s/%s: %s: %s; retrying in %.1fs", key[0], key[1],
+                log.warning("%s: %s: %s; retrying in %.1fs", self._describe(key),
                             type(exc).__name__, exc, delay)
             else:
                 self._retry_at.pop(key, None)
 
     async def reconcile(self, key: SvcKey) -> None:
-        """Make one Service's status say what the bus says; write nothing if it already does."""
+        """Make one Service's status say what the bus says; write nothing if it already does.
+
+        In a span caused by the message that touched the Service last: the
+        end of that change's trace, whose id the Event carries.
+        """
+        origin = self._origin.get(key)
+        with tracing.handling(f"status {self._describe(key)}", origin.headers if origin else None,
+                              {"k8s.namespace.name": key[0], "k8s.service.name": key[1]},
+                              redelivered=bool(origin and origin.redelivered)) as span:
+            await self._reconcile(key, span)
+
+    # The object-specific steps; a subclass (Gateway API status) overrides these.
+    def _describe(self, key: SvcKey) -> str:
+        return f"Service {key[0]}/{key[1]}"
+
+    def _read(self, key: SvcKey) -> dict[str, Any] | None:
+        return self.writer.get(*key)
+
+    def _plan(self, key: SvcKey, obj: dict[str, Any]) -> Plan:
+        return plan(obj, self.state.desired(key), rfc3339())
+
+    def _write(self, key: SvcKey, patch: dict[str, Any]) -> None:
+        self.writer.patch_status(key[0], key[1], patch)
+
+    def _announce(self, obj: dict[str, Any], ev: EventSpec) -> None:
+        self.writer.event(obj, ev)
+
+    async def _reconcile(self, key: SvcKey, span: Span) -> None:
         for _ in range(_CONFLICT_RETRIES):
-            service = await asyncio.to_thread(self.writer.get, *key)
+            service = await asyncio.to_thread(self._read, key)
             if service is None:
                 return  # gone: nothing to report on
-            p = plan(service, self.state.desired(key), rfc3339())
+            p = self._plan(key, service)
             if p.patch is None:
                 return
             try:
-                await asyncio.to_thread(self.writer.patch_status, key[0], key[1], p.patch)
+                await asyncio.to_thread(self._write, key, p.patch)
             except ApiException as exc:
                 if exc.status == 409:
+                    span.add_event("albus.conflict")
                     continue
                 raise
+            span.set_attribute("albus.status_written", True)
             # Only after the status records the transition, so a retry or a
             # replay finds it recorded and announces nothing again.
             for ev in p.events:
+                span.add_event("albus.k8s_event", {"reason": ev.reason})
                 try:
-                    await asyncio.to_thread(self.writer.event, service, ev)
+                    await asyncio.to_thread(self._announce, service, ev)
                 except Exception as exc:
-                    log.warning("service %s/%s: event %s not recorded: %s", key[0], key[1], ev.reason, exc)
+                    log.warning("%s: event %s not recorded: %s", self._describe(key), ev.reason, exc)
             return
         raise RuntimeError(f"status of {key[0]}/{key[1]} kept changing ({_CONFLICT_RETRIES} conflicts)")

@@ -48,9 +48,12 @@ def plan(service: dict[str, Any], want: Desired, now: str) -> Plan:
     have = conditions.find(status.get("conditions"))
 
     change: dict[str, Any] = {}
-    if current_ips(service) != list(want.vips):
+    # The API server refuses status.loadBalancer on other types (a ClusterIP
+    # Service joined to a Gateway): such a Service gets only the condition.
+    vips = list(want.vips) if (service.get("spec") or {}).get("type", "LoadBalancer") == "LoadBalancer" else []
+    if current_ips(service) != vips:
         # null removes the list (merge patch), which is how an emptied one reads back.
-        change["loadBalancer"] = {"ingress": [{"ip": v} for v in want.vips] or None}
+        change["loadBalancer"] = {"ingress": [{"ip": v} for v in vips] or None}
     if not conditions.same(have, want.condition, gen):
         change["conditions"] = conditions.merged(status.get("conditions"), want.condition, gen, now) or None
 
@@ -65,6 +68,9 @@ def plan(service: dict[str, Any], want: Desired, now: str) -> Plan:
         and not (have is not None and have.get("status") == "False" and have.get("reason") == cond.reason)
     ):
         events.append(EventSpec("Warning", want.failure_event_reason, "Apply", cond.message))
+    said = str((have or {}).get("message") or "")
+    events += [EventSpec("Warning", reason, "Translate", msg) for reason, msg in want.warnings
+               if cond is not None and msg not in said]
     if cond is None and want.removed_vs_names and (current_ips(service) or have is not None):
         events.append(EventSpec(
             "Normal", "Removed", "Delete", f"Removed virtualservice {', '.join(want.removed_vs_names)} for {ref}"

@@ -26,27 +26,21 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 
+from services.common import tracing
+from services.common.avi import Session, avisdk_session_factory
 from services.common.config import Config
+from services.syncer.budget import SharedBudget
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+SHARED_BACKOFF = frozenset({429, 503})
 PAGE_SIZE = 200
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
-
-
-class Session(Protocol):
-    """What the client needs of ``avi.sdk.avi_api.ApiSession``."""
-
-    def get(self, path: str, tenant: str = ..., **kwargs: Any) -> requests.Response: ...
-    def post(self, path: str, data: Any = ..., tenant: str = ..., **kwargs: Any) -> requests.Response: ...
-    def put(self, path: str, data: Any = ..., tenant: str = ..., **kwargs: Any) -> requests.Response: ...
-    def patch(self, path: str, data: Any = ..., tenant: str = ..., **kwargs: Any) -> requests.Response: ...
-    def delete(self, path: str, tenant: str = ..., **kwargs: Any) -> requests.Response: ...
 
 
 class ControllerError(Exception):
@@ -132,31 +126,6 @@ def _parse(resp: requests.Response) -> Reply:
     return Reply(status=int(resp.status_code), body=body, text=text, headers=headers)
 
 
-def avisdk_session_factory(cfg: Config) -> Callable[[bool], Session]:
-    """Builds avisdk sessions from configuration; ``lazy`` ones reuse the first login."""
-    from avi.sdk.avi_api import ApiSession
-
-    ctrl = cfg.ControllerSettings
-    creds = cfg.credentials
-    verify: bool | str = ctrl.caFile or ctrl.verifyTLS
-
-    def make(lazy: bool) -> Session:
-        session: Session = ApiSession(
-            controller_ip=ctrl.controllerHost,
-            username=creds.username,
-            password=creds.password or None,
-            token=creds.authtoken or None,
-            tenant=ctrl.tenantName,
-            verify=verify,
-            api_version=ctrl.controllerVersion,
-            timeout=60,
-            lazy_authentication=lazy,
-        )
-        return session
-
-    return make
-
-
 class ControllerClient:
     """Async facade over a pool of avisdk sessions."""
 
@@ -177,19 +146,24 @@ class ControllerClient:
         self._first_login = asyncio.Lock()
         self._slots = asyncio.Semaphore(concurrency)
         self.bucket = TokenBucket(calls_per_second)
+        # Shared with the other replicas when set (see budget.py): rate, concurrency, pauses.
+        self.budget: SharedBudget | None = None
         self.retry_max_seconds = retry_max_seconds
         self.backoff_base = backoff_base
         self.counter = CallCounter()
+        self.server = ""  # the controller's address, for the calls' spans
 
     @classmethod
     def from_config(cls, cfg: Config) -> ControllerClient:
         s = cfg.albus.syncer
-        return cls(
+        client = cls(
             avisdk_session_factory(cfg),
             concurrency=s.concurrency,
             calls_per_second=s.callsPerSecond,
             retry_max_seconds=s.retryMaxSeconds,
         )
+        client.server = cfg.ControllerSettings.controllerHost
+        return client
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -212,7 +186,9 @@ class ControllerClient:
     async def _once(self, method: str, path: str, tenant: str, data: Any, params: dict[str, Any] | None,
                     counter: CallCounter | None) -> Reply:
         await self.bucket.take()
-        async with self._slots:
+        if self.budget is not None:
+            await self.budget.take()
+        async with self._slots, (self.budget.limiter if self.budget else contextlib.nullcontext()):
             session = await self._session()
             loop = asyncio.get_running_loop()
             kwargs: dict[str, Any] = {"tenant": tenant}
@@ -233,6 +209,7 @@ class ControllerClient:
                     counter.add(method, status)
                 self._idle.put_nowait(session)
 
+    @tracing.traced_call
     async def call(
         self,
         method: str,
@@ -272,6 +249,8 @@ class ControllerClient:
             delay = min(8.0, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
             if retry_after is not None:
                 delay = max(delay, retry_after)
+            if self.budget is not None and isinstance(last, Reply) and last.status in SHARED_BACKOFF:
+                await self.budget.pause(delay)  # the controller is overloaded for everyone: all replicas wait
             if time.monotonic() + delay > deadline:
                 if isinstance(last, Reply):
                     return last
@@ -280,6 +259,7 @@ class ControllerClient:
             if counter is not None:
                 counter.retries += 1
             log.info("%s %s: %s, retry %d in %.2fs", method.upper(), path, failure, attempt, delay)
+            tracing.event("albus.retry", attempt=attempt, reason=failure[:200], delay_s=round(delay, 3))
             await asyncio.sleep(delay)
 
     async def list_all(

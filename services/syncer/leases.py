@@ -71,7 +71,7 @@ class Lease:
     renewed_at: float  # monotonic
 
 
-async def _bucket(bus: Bus, name: str, ttl: float) -> KeyValue:
+async def open_bucket(bus: Bus, name: str, ttl: float) -> KeyValue:
     try:
         return await bus.js.key_value(name)
     except BucketNotFoundError:
@@ -107,8 +107,8 @@ class LeaseBook:
 
     async def open(self) -> None:
         # Bucket TTLs are fixed at creation; the first replica sets them.
-        self._members = await _bucket(self.bus, MEMBERS_BUCKET + self.bucket_suffix, self.member_ttl)
-        self._leases = await _bucket(self.bus, LEASES_BUCKET + self.bucket_suffix, self.lease_ttl)
+        self._members = await open_bucket(self.bus, MEMBERS_BUCKET + self.bucket_suffix, self.member_ttl)
+        self._leases = await open_bucket(self.bus, LEASES_BUCKET + self.bucket_suffix, self.lease_ttl)
 
     @property
     def members_kv(self) -> KeyValue:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import socket
 
 from services.common.bus import Bus
-from services.common.config import Config, ConfigError
+from services.common.config import Config, ConfigError, parse_config
 from services.common.service_main import service_main
 from services.syncer.avi_client import ControllerClient
+from services.syncer.budget import SharedBudget
 from services.syncer.replica import SyncerReplica
 
 log = logging.getLogger("albus.syncer")
@@ -24,19 +26,54 @@ def default_replica_id() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", raw)[:64]
 
 
+def cluster_configs(cfg: Config) -> list[Config]:
+    """One configuration per cluster the pool serves (``albus.syncer.clusters``), else just this one."""
+    wanted = cfg.albus.syncer.clusters
+    if not wanted:
+        return [cfg]
+    if len({c.name for c in wanted}) != len(wanted):
+        raise ConfigError("albus.syncer.clusters: a cluster is named twice")
+    out = []
+    for c in wanted:
+        data = cfg.model_dump(mode="json")
+        data["AKOSettings"]["clusterName"] = c.name
+        data["ControllerSettings"]["tenantName"] = c.tenantName or cfg.tenant
+        out.append(parse_config(data))
+    return out
+
+
+async def budget_heartbeat(budget: SharedBudget, stop: asyncio.Event, period: float = 2.0) -> None:
+    """Keep this replica counted in the shared budget (its share of the concurrent calls)."""
+    while not stop.is_set():
+        try:
+            await budget.heartbeat()
+        except Exception as exc:  # the bus is away: keep the last share
+            log.warning("call budget heartbeat: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), period)
+
+
 async def run(cfg: Config, stop: asyncio.Event, replica_id: str | None = None) -> None:
     if not cfg.albus.natsUrl:
         raise ConfigError("albus.natsUrl (or NATS_URL) is required")
     if not cfg.ControllerSettings.controllerHost:
         raise ConfigError("ControllerSettings.controllerHost (or CTRL_IPADDRESS) is required")
+    configs = cluster_configs(cfg)
     rid = replica_id or default_replica_id()
     bus = await Bus.connect(cfg.albus.natsUrl, f"albus-syncer-{rid}")
+    # One client for every cluster: one login, one token bucket and one
+    # concurrency limit per process, whatever the number of clusters.
     client = ControllerClient.from_config(cfg)
     try:
         await bus.ensure_streams()
-        replica = SyncerReplica(bus, cfg, client, rid)
-        log.info("syncer %s for cluster %s, controller %s", rid, cfg.cluster, cfg.ControllerSettings.controllerHost)
-        await replica.run(stop)
+        s = cfg.albus.syncer
+        client.budget = SharedBudget(bus, rid, calls_per_second=s.callsPerSecond, concurrency=s.concurrency)
+        await client.budget.open()
+        # Per-cluster lease books in one process: owner stamp, tenant and GC stay per cluster.
+        replicas = [SyncerReplica(bus, c, client, rid) for c in configs]
+        log.info("syncer %s for clusters %s, controller %s", rid,
+                 ", ".join(f"{c.cluster} (tenant {c.tenant})" for c in configs), cfg.ControllerSettings.controllerHost)
+        await asyncio.gather(budget_heartbeat(client.budget, stop), *(r.run(stop) for r in replicas))
     finally:
         client.close()
         await bus.close()

@@ -15,7 +15,9 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from services.common import subjects
+from opentelemetry.trace import SpanContext
+
+from services.common import subjects, tracing
 from services.common.bus import Bus, Delivery, Follower
 from services.common.contracts import ApplyOutcome, VsTree, decode
 from services.syncer.apply import Fence, TreeApplier
@@ -33,6 +35,9 @@ class _Slot:
     task: asyncio.Task[None] | None = None
     busy: bool = False
     failures: int = 0
+    headers: dict[str, str] = field(default_factory=dict)  # of the latest tree: its trace context
+    superseded: list[SpanContext] = field(default_factory=list)  # trees replaced before being applied
+    new_tree: bool = True  # False when woken only by a resync: that apply is no change's
 
 
 class PartitionWorker:
@@ -87,7 +92,11 @@ class PartitionWorker:
             slot = self.slots[key] = _Slot(latest=tree)
             slot.task = asyncio.create_task(self._run(key, slot), name=f"vs {tree.vs_name}")
         else:
+            if slot.wake.is_set() and (sc := tracing.span_context_of(slot.headers)) is not None:
+                slot.superseded.append(sc)
             slot.latest = tree
+        slot.headers = d.headers
+        slot.new_tree = True
         slot.wake.set()
 
     def resync(self) -> None:
@@ -103,18 +112,27 @@ class PartitionWorker:
             slot.wake.clear()
             tree = slot.latest
             slot.busy = True
+            fenced = False
             try:
-                outcome = await self.applier.apply(tree, self.fence)
-                await self.publish(outcome)
+                outcome = await self._apply(tree, slot)
             except LeaseLost as exc:
-                log.info("partition %d: %s; stopping %s", self.part, exc, tree.vs_name)
-                return
+                # Often only a late renewal on a busy machine. If the partition
+                # really moved, the replica stops this worker; until then the VS
+                # stays pending (not settled) and is tried again shortly.
+                log.info("partition %d: %s; %s waits", self.part, exc, tree.vs_name)
+                fenced, outcome = True, None
             except Exception:
                 log.exception("partition %d: applying %s failed unexpectedly", self.part, tree.vs_name)
                 outcome = None
             finally:
                 slot.busy = False
-                self.evaluated.add(key)
+                if not fenced:
+                    self.evaluated.add(key)
+            if fenced:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(slot.wake.wait(), self.retry_base)
+                slot.wake.set()
+                continue
             if outcome is not None and outcome.ok:
                 slot.failures = 0
                 if tree.deleted and slot.latest is tree:
@@ -127,6 +145,25 @@ class PartitionWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(slot.wake.wait(), delay)
             slot.wake.set()
+
+    async def _apply(self, tree: VsTree, slot: _Slot) -> ApplyOutcome:
+        """Apply and publish the outcome in a span caused by the tree's; retries are events on it.
+
+        A periodic resync's apply belongs to no change: it is not traced.
+        """
+        links, slot.superseded = slot.superseded, []
+        traced, slot.new_tree = slot.new_tree or slot.failures > 0, False
+        with tracing.handling(f"apply {tree.vs_name}", slot.headers,
+                              {"avi.vs_name": tree.vs_name, "avi.tenant": tree.tenant, "albus.deleted": tree.deleted},
+                              links=links, enabled=traced) as span, tracing.for_vs(tree.vs_name):
+            if slot.failures:
+                span.add_event("albus.retry", {"albus.attempt": slot.failures + 1})
+            outcome = await self.applier.apply(tree, self.fence)
+            span.set_attributes({"albus.ok": outcome.ok, "albus.writes": outcome.writes})
+            if not outcome.ok:
+                tracing.record_error(span, outcome.error or "apply failed")
+            await self.publish(outcome)
+            return outcome
 
     async def stop(self) -> None:
         """Stop taking trees, let in-flight applies finish, then stop the workers."""

@@ -10,8 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.common.config import Config
-from services.common.contracts import KubeObject, ObjRef, Problem, SourceReport, VsTree
+from services.common.contracts import (
+    GatewayStatus,
+    KubeObject,
+    ObjRef,
+    Problem,
+    Severity,
+    SourceReport,
+    VsTree,
+)
 from services.translator.graph import Graph
+from services.translator.vip_moves import carry_vip_id
 
 
 @dataclass
@@ -32,6 +41,7 @@ class Engine:
         self.problems: dict[ObjRef, tuple[Problem, ...]] = {}
         self.published: dict[str, VsTree] = {}  # vs name -> tree on the bus (not deleted)
         self.reported: dict[ObjRef, tuple[Problem, ...]] = {}
+        self.reported_status: dict[ObjRef, GatewayStatus] = {}  # Gateway API status on the bus
 
     # -- what the bus already holds -------------------------------------------------
     def remember_tree(self, tree: VsTree) -> None:
@@ -45,13 +55,20 @@ class Engine:
             self.reported[report.source] = report.problems
         else:
             self.reported.pop(report.source, None)
+        if report.gateway is not None:
+            self.reported_status[report.source] = report.gateway
+        else:
+            self.reported_status.pop(report.source, None)
 
     # -- input -----------------------------------------------------------------------
-    def observe(self, ko: KubeObject) -> None:
-        self.dirty |= self.graph.upsert(ko)
+    def observe(self, ko: KubeObject) -> set[ObjRef]:
+        """Take in ``ko``; returns the sources it made dirty."""
+        affected = self.graph.upsert(ko)
+        self.dirty |= affected
+        return affected
 
     def mark_all(self) -> None:
-        self.dirty |= self.graph.sources() | set(self.desired) | set(self.reported)
+        self.dirty |= self.graph.sources() | set(self.desired) | set(self.reported) | set(self.reported_status)
 
     # -- output ----------------------------------------------------------------------
     def _owners(self, vs_name: str) -> bool:
@@ -64,8 +81,13 @@ class Engine:
         for src in sorted(dirty, key=lambda r: r.key()):
             result = self.graph.translate(src)
             before = self.desired.pop(src, {})
-            now = {t.vs_name: t for t in result.trees}
-            if result.problems and not now and before:
+            now: dict[str, VsTree] = {}
+            for t in result.trees:
+                now[t.vs_name], moved = carry_vip_id(t, self.published.get(t.vs_name))
+                if moved:
+                    result.problems.append(Problem(source=src, reason="VipReallocated", message=moved,
+                                                   severity=Severity.WARNING))
+            if result.problems and not now and before and not result.release:
                 # Bad input never deletes what was working: keep the last good
                 # trees and report the problem until the source is fixed or gone.
                 now = before
@@ -86,9 +108,10 @@ class Engine:
                 self.problems[src] = problems
             else:
                 self.problems.pop(src, None)
-            if self.reported.get(src, ()) != problems:
+            status = result.statuses.get(src)
+            if self.reported.get(src, ()) != problems or self.reported_status.get(src) != status:
                 out.reports.append(SourceReport(cluster=self.cfg.cluster, source=src, problems=problems,
-                                                vs_names=tuple(sorted(now))))
+                                                vs_names=tuple(sorted(now)), gateway=status))
                 self.remember_report(out.reports[-1])
         for name, old in gone.items():
             if not self._owners(name) and name in self.published:
@@ -102,10 +125,11 @@ class Engine:
             if not self._owners(name):
                 out.trees.append(self._deletion(self.published.pop(name)))
         live_sources = self.graph.sources()
-        for src in sorted(self.reported, key=lambda r: r.key()):
+        for src in sorted(set(self.reported) | set(self.reported_status), key=lambda r: r.key()):
             if src not in live_sources:
                 out.reports.append(SourceReport(cluster=self.cfg.cluster, source=src))
-                self.reported.pop(src)
+                self.reported.pop(src, None)
+                self.reported_status.pop(src, None)
         return out
 
     def _deletion(self, tree: VsTree) -> VsTree:

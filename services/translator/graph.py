@@ -1,7 +1,10 @@
 """The translator's view of one cluster: objects by key, with the indexes translation needs.
 
 ``upsert`` and ``remove`` return the *sources* (objects that own trees) whose
-translation may have changed, so only those are recomputed.
+translation may have changed, so only those are recomputed: a Service and
+the other members of its shared-VIP group, the Services of a Namespace, the
+Services that use an AviInfraSetting (and only those); a Gateway and the
+Services joined to it by label, the Gateways of a GatewayClass.
 """
 
 from __future__ import annotations
@@ -10,16 +13,47 @@ from collections import defaultdict
 from typing import Any
 
 from services.common.config import Config
-from services.common.contracts import KubeObject, ObjRef
-from services.translator import l4
+from services.common.contracts import GatewayStatus, KubeObject, ObjRef, Problem, Severity
+from services.translator import ako_annotations as ann_keys
+from services.translator import gateway, infra, l4, naming, shared_vip
 
 Key = tuple[str, str, str]  # kind, namespace, name
+GroupKey = tuple[str, str]  # namespace, shared-VIP key
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+SOURCE_KINDS = ("Service", "Gateway", "GatewayClass", "HTTPRoute")
 
 
 def key_of(ref: ObjRef) -> Key:
     return (ref.kind, ref.namespace, ref.name)
+
+
+def _svc_ref(ns: str, name: str) -> ObjRef:
+    return ObjRef(kind="Service", namespace=ns, name=name)
+
+
+def _group_of(obj: dict[str, Any] | None) -> str:
+    return ann_keys.of(obj).get(ann_keys.SHARED_VIP, "").strip()
+
+
+def _gw_ref(ns: str, name: str) -> ObjRef:
+    return ObjRef(kind="Gateway", namespace=ns, name=name)
+
+
+def _parents(route: dict[str, Any], route_ns: str) -> set[tuple[str, str]]:
+    """The (namespace, name) of the Gateways a route's parentRefs name."""
+    return {(str(p.get("namespace") or route_ns), str(p.get("name"))) for p in (route.get("spec") or {}).get(
+        "parentRefs") or [] if (p.get("kind") or "Gateway") == "Gateway"}
+
+
+def _backends(route: dict[str, Any], route_ns: str) -> set[tuple[str, str]]:
+    return {(str(b.get("namespace") or route_ns), str(b.get("name"))) for rule in (route.get("spec") or {}).get(
+        "rules") or [] for b in rule.get("backendRefs") or []}
+
+
+def _gateway_of(svc: dict[str, Any] | None) -> set[ObjRef]:
+    joined = gateway.joined_to(svc) if svc is not None else None
+    return {_gw_ref(*joined)} if joined else set()
 
 
 class Graph:
@@ -28,6 +62,10 @@ class Graph:
         self.objects: dict[Key, dict[str, Any]] = {}
         # (namespace, service) -> names of its EndpointSlices
         self._slices: dict[tuple[str, str], set[str]] = defaultdict(set)
+        # (namespace, shared-VIP key) -> names of the Services that carry it
+        self._groups: dict[GroupKey, set[str]] = defaultdict(set)
+        # Gateway (namespace, name) -> (namespace, name) of the Services whose labels join it
+        self._joined: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((kind, namespace, name))
@@ -52,31 +90,137 @@ class Graph:
         svc = labels.get(SERVICE_NAME_LABEL)
         return str(svc) if svc else None
 
+    def _group_members(self, ns: str, group: str) -> set[ObjRef]:
+        return {_svc_ref(ns, n) for n in self._groups.get((ns, group), ())} if group else set()
+
+    def _services_in(self, namespace: str) -> set[ObjRef]:
+        return {_svc_ref(n_ns, n) for (k, n_ns, n) in self.objects if k == "Service" and n_ns == namespace}
+
+    def _services_using(self, setting: str) -> set[ObjRef]:
+        """Services whose own or Namespace annotation names the AviInfraSetting (and their groups)."""
+        out: set[ObjRef] = set()
+        for (k, ns, n), obj in self.objects.items():
+            if k == "Service" and infra.wanted_name(obj, self.get("Namespace", "", ns)) == setting:
+                out |= {_svc_ref(ns, n)} | self._group_members(ns, _group_of(obj))
+        return out
+
+    def _with_groups(self, refs: set[ObjRef]) -> set[ObjRef]:
+        out = set(refs)
+        for r in refs:
+            svc = self.get("Service", r.namespace, r.name)
+            out |= self._group_members(r.namespace, _group_of(svc)) | _gateway_of(svc)
+        return out
+
+    def _routes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(ns, n, o) for (k, ns, n), o in self.objects.items() if k == "HTTPRoute"]
+
+    def _routes_of(self, ns: str, name: str) -> list[dict[str, Any]]:
+        return [o for r_ns, _, o in sorted(self._routes(), key=lambda x: x[:2]) if (ns, name) in _parents(o, r_ns)]
+
+    def _gateways_routing_to(self, ns: str, service: str) -> set[ObjRef]:
+        """The Gateways of the routes that send to a Service (its endpoints are their pools' members)."""
+        return {_gw_ref(*g) for r_ns, _, o in self._routes() if (ns, service) in _backends(o, r_ns)
+                for g in _parents(o, r_ns)}
+
+    def _with_routes(self, refs: set[ObjRef]) -> set[ObjRef]:
+        """A Gateway's translation decides its routes' status: they are recomputed with it."""
+        out = set(refs)
+        for r in refs:
+            if r.kind == "Gateway":
+                out |= {ObjRef(kind="HTTPRoute", namespace=o["metadata"].get("namespace") or "default",
+                               name=o["metadata"]["name"]) for o in self._routes_of(r.namespace, r.name)}
+        return out
+
+    def _joined_services(self, ns: str, name: str) -> set[ObjRef]:
+        return {_svc_ref(*k) for k in self._joined.get((ns, name), ())}
+
+    def _gateways(self, cls: str | None = None) -> set[ObjRef]:
+        return {_gw_ref(ns, n) for (k, ns, n), o in self.objects.items()
+                if k == "Gateway" and (cls is None or gateway.class_name(o) == cls)}
+
+    def _gateway_api_using(self, setting: str) -> set[ObjRef]:
+        """GatewayClasses whose parametersRef names the AviInfraSetting, and their Gateways."""
+        classes = {n for (k, _, n), o in self.objects.items()
+                   if k == "GatewayClass" and infra.class_parameters(o) == setting}
+        return {ObjRef(kind="GatewayClass", name=c) for c in classes} | {
+            g for c in classes for g in self._gateways(c)}
+
+    def _index_gateway_api(self, key: Key, obj: dict[str, Any], adding: bool) -> set[ObjRef]:
+        """Index (or unindex) a Service's Gateway label; what a Gateway API kind's change touches."""
+        kind, ns, name = key
+        if kind in ("Service", "EndpointSlice"):
+            svc = name if kind == "Service" else self._service_of_slice(obj)
+            backing = self._gateways_routing_to(ns, svc) if svc else set()
+        if kind == "Service":
+            joined = gateway.joined_to(obj)
+            if joined and adding:
+                self._joined[joined].add((ns, name))
+            elif joined:
+                self._joined[joined].discard((ns, name))
+                if not self._joined[joined]:
+                    del self._joined[joined]
+            return _gateway_of(obj) | backing
+        if kind == "EndpointSlice":
+            return backing
+        if kind == "Gateway":
+            return {_gw_ref(ns, name)} | self._joined_services(ns, name)
+        if kind == "HTTPRoute":
+            return {ObjRef(kind="HTTPRoute", namespace=ns, name=name)} | {_gw_ref(*g) for g in _parents(obj, ns)}
+        if kind == "ReferenceGrant":
+            return self._gateways()
+        if kind == "GatewayClass":
+            return {ObjRef(kind="GatewayClass", name=name)} | self._gateways(name)
+        if kind == "Namespace":
+            return self._gateways()  # allowedRoutes selectors read Namespace labels
+        if kind == infra.KIND:
+            return self._gateway_api_using(name)
+        return set()
+
     def _index(self, key: Key, obj: dict[str, Any]) -> set[ObjRef]:
+        return self._with_routes(self._index_gateway_api(key, obj, True) | self._index_l4(key, obj))
+
+    def _index_l4(self, key: Key, obj: dict[str, Any]) -> set[ObjRef]:
         kind, ns, name = key
         if kind == "Service":
-            return {ObjRef(kind="Service", namespace=ns, name=name)}
+            group = _group_of(obj)
+            if group:
+                self._groups[(ns, group)].add(name)
+            return {_svc_ref(ns, name)} | self._group_members(ns, group)
         if kind == "EndpointSlice":
             svc = self._service_of_slice(obj)
             if svc:
                 self._slices[(ns, svc)].add(name)
-                return {ObjRef(kind="Service", namespace=ns, name=svc)}
+                return self._with_groups({_svc_ref(ns, svc)})
         if kind == "Namespace":
-            return {ObjRef(kind="Service", namespace=name, name=n)
-                    for (k, n_ns, n) in self.objects if k == "Service" and n_ns == name}
+            return self._services_in(name)
+        if kind == infra.KIND:
+            return self._services_using(name)
         return set()
 
     def _unindex(self, key: Key, old: dict[str, Any] | None) -> set[ObjRef]:
         if old is None:
             return set()
+        return self._with_routes(self._index_gateway_api(key, old, False) | self._unindex_l4(key, old))
+
+    def _unindex_l4(self, key: Key, old: dict[str, Any]) -> set[ObjRef]:
         kind, ns, name = key
         if kind == "Service":
-            return {ObjRef(kind="Service", namespace=ns, name=name)}
+            group = _group_of(old)
+            if group:
+                self._groups[(ns, group)].discard(name)
+                if not self._groups[(ns, group)]:
+                    del self._groups[(ns, group)]
+            return {_svc_ref(ns, name)} | self._group_members(ns, group)
         if kind == "EndpointSlice":
             svc = self._service_of_slice(old)
             if svc:
                 self._slices[(ns, svc)].discard(name)
-                return {ObjRef(kind="Service", namespace=ns, name=svc)}
+                return self._with_groups({_svc_ref(ns, svc)})
+        if kind == "Namespace":
+            # Services already re-translate through the new Namespace's _index.
+            return set()
+        if kind == infra.KIND:
+            return self._services_using(name)
         return set()
 
     def slices_of(self, namespace: str, service: str) -> list[dict[str, Any]]:
@@ -84,7 +228,7 @@ class Graph:
         return [o for n in names if (o := self.objects.get(("EndpointSlice", namespace, n))) is not None]
 
     def sources(self) -> set[ObjRef]:
-        return {ObjRef(kind=k, namespace=ns, name=n) for (k, ns, n) in self.objects if k == "Service"}
+        return {ObjRef(kind=k, namespace=ns, name=n) for (k, ns, n) in self.objects if k in SOURCE_KINDS}
 
     def namespace_selected(self, namespace: str) -> bool:
         """AKO's namespaceSelector: with one set, only labelled namespaces are handled."""
@@ -95,11 +239,130 @@ class Graph:
         labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
         return bool(labels.get(sel.labelKey) == sel.labelValue)
 
+    def _ours(self, svc: dict[str, Any] | None, namespace: str) -> bool:
+        return svc is not None and l4.handles(svc, self.cfg) and self.namespace_selected(namespace)
+
+    def infra_named(self, name: str, src: ObjRef) -> tuple[infra.Infra | None, list[Problem]]:
+        return infra.resolve(name, self.get(infra.KIND, "", name) if name else None, self.cfg, src)
+
     def translate(self, src: ObjRef) -> l4.Translation:
         """Desired trees and problems of one source; empty when it is gone or not ours."""
+        if src.kind == "GatewayClass":
+            return self._gateway_class(src)
+        if src.kind == "HTTPRoute":
+            return self._route(src)
+        if src.kind == "Gateway":
+            full = self._gateway(src.namespace, src.name)
+            full.problems = [p for p in full.problems if p.source == src]
+            return full
         if src.kind != "Service":
             return l4.Translation()
         svc = self.objects.get(key_of(src))
-        if svc is None or not l4.handles(svc, self.cfg) or not self.namespace_selected(src.namespace):
+        if svc is not None and self._joins(svc, src.namespace):
+            return self._joined_service(src, svc)
+        if svc is None or not self._ours(svc, src.namespace):
             return l4.Translation()
-        return l4.translate_service(svc, self.slices_of(src.namespace, src.name), self.cfg)
+        ann = ann_keys.of(svc)
+        warnings = ann_keys.unknown_key_warnings(src, ann)
+        group, problems = ann_keys.shared_vip_key(src, ann)
+        if problems:
+            return l4.Translation(problems=problems + warnings)
+        namespace = self.get("Namespace", "", src.namespace)
+        if group:
+            members = [
+                shared_vip.GroupMember(obj, self.slices_of(src.namespace, n), infra.wanted_name(obj, namespace))
+                for n in sorted(self._groups.get((src.namespace, group), ()))
+                if self._ours(obj := self.objects[("Service", src.namespace, n)], src.namespace)
+            ]
+            full = shared_vip.translate_group(src.namespace, group, members, self.cfg, self.infra_named,
+                                              self.cfg.tenant)
+            result = l4.Translation(trees=full.trees if any(src in t.sources for t in full.trees) else [],
+                                    problems=[p for p in full.problems if p.source == src])
+        else:
+            chosen, problems = self.infra_named(infra.wanted_name(svc, namespace), src)
+            if chosen is None:
+                return l4.Translation(problems=problems + warnings)
+            result = l4.translate_service(svc, self.slices_of(src.namespace, src.name), self.cfg, chosen)
+        result.problems += warnings + self._shortened(src, result)
+        return result
+
+    def _shortened(self, src: ObjRef, result: l4.Translation) -> list[Problem]:
+        names = sorted({o.name for t in result.trees for o in t.objects if naming.shortened(o.name, self.cfg.cluster)})
+        if not names:
+            return []
+        return [Problem(source=src, reason="NameShortened", severity=Severity.WARNING, message=(
+            f"{len(names)} controller object name(s) would exceed {naming.AVI_NAME_MAX} characters and are "
+            f"named <cluster>--<sha1 of the full name>, as AKO encodes names: {', '.join(names)}"))]
+
+    # -- Gateway API -------------------------------------------------------------------
+    def _joins(self, svc: dict[str, Any], namespace: str) -> bool:
+        """A labelled Service joins its Gateway instead of having its own VS (unless another LB class owns it)."""
+        if gateway.joined_to(svc) is None or not self.namespace_selected(namespace):
+            return False
+        return (svc.get("spec") or {}).get("type") != "LoadBalancer" or l4.handles(svc, self.cfg)
+
+    def _class_of(self, gw: dict[str, Any]) -> dict[str, Any] | None:
+        cls = self.get("GatewayClass", "", gateway.class_name(gw))
+        return cls if gateway.ours(cls) else None
+
+    def _gateway_class(self, src: ObjRef) -> l4.Translation:
+        cls = self.get("GatewayClass", "", src.name)
+        if cls is None or not gateway.ours(cls):
+            return l4.Translation()
+        _, problems = self.infra_named(infra.class_parameters(cls), src)
+        return l4.Translation(statuses={src: gateway.class_status(cls, problems)})
+
+    def _gateway(self, ns: str, name: str) -> l4.Translation:
+        """The whole Gateway: its tree and status, and the problems of the Gateway and of every joined Service."""
+        gw = self.get("Gateway", ns, name)
+        cls = self._class_of(gw) if gw is not None else None
+        if gw is None or cls is None or not self.namespace_selected(ns):
+            return l4.Translation()
+        src = _gw_ref(ns, name)
+        chosen, problems = self.infra_named(infra.wanted_name(gw, self.get("Namespace", "", ns), cls), src)
+        joined = []
+        for s_ns, s_name in sorted(self._joined.get((ns, name), ())):
+            svc = self.objects[("Service", s_ns, s_name)]
+            if self._joins(svc, s_ns):
+                labels = ((self.get("Namespace", "", s_ns) or {}).get("metadata") or {}).get("labels") or {}
+                joined.append(gateway.Joined(svc, self.slices_of(s_ns, s_name), dict(labels)))
+        return gateway.translate_gateway(gw, chosen, problems, joined, self.cfg, self.cfg.tenant,
+                                         self._route_inputs(ns, name))
+
+    def _route_inputs(self, ns: str, name: str) -> gateway.RouteInputs:
+        def labels(n: str) -> dict[str, str]:
+            return dict(((self.get("Namespace", "", n) or {}).get("metadata") or {}).get("labels") or {})
+
+        def service(s_ns: str, s_name: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+            svc = self.get("Service", s_ns, s_name)
+            return (svc, self.slices_of(s_ns, s_name)) if svc is not None else None
+
+        grants = [o for (k, _, _), o in sorted(self.objects.items(), key=lambda x: x[0]) if k == "ReferenceGrant"]
+        return gateway.RouteInputs(self._routes_of(ns, name), labels, service, grants)
+
+    def _route(self, src: ObjRef) -> l4.Translation:
+        """A route's standing with each of albus's Gateways it names (only those; others are not ours)."""
+        route = self.get("HTTPRoute", src.namespace, src.name)
+        if route is None:
+            return l4.Translation()
+        parents = []
+        for g_ns, g_name in sorted(_parents(route, src.namespace)):
+            st = self._gateway(g_ns, g_name).statuses.get(src)
+            parents += list(st.parents) if st is not None else []
+        if not parents:
+            return l4.Translation()
+        gen = int((route.get("metadata") or {}).get("generation") or 0)
+        return l4.Translation(statuses={src: GatewayStatus(generation=gen, parents=tuple(parents))})
+
+    def _joined_service(self, src: ObjRef, svc: dict[str, Any]) -> l4.Translation:
+        """A joined Service's share of its Gateway's translation: the tree if it serves in it, its problems."""
+        gw_ns, gw_name = gateway.joined_to(svc) or ("", "")
+        gw = self.get("Gateway", gw_ns, gw_name)
+        if gw is None or self._class_of(gw) is None:
+            why = "does not exist" if gw is None else f"is not of a GatewayClass of {gateway.CONTROLLER}"
+            return l4.Translation(release=True, problems=[Problem(
+                source=src, reason="GatewayNotFound",
+                message=f"Gateway {gw_ns}/{gw_name} (labels {gateway.NAME_LABEL}, {gateway.NAMESPACE_LABEL}) {why}")])
+        full = self._gateway(gw_ns, gw_name)
+        return l4.Translation(trees=[t for t in full.trees if src in t.sources],
+                              problems=[p for p in full.problems if p.source == src])

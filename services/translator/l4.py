@@ -1,8 +1,10 @@
-"""A Service of type LoadBalancer → one L4 virtual service tree (pure functions).
+"""L4 virtual service trees (pure functions): one Service, or a shared-VIP group of Services.
 
 The tree holds, in dependency order, the vsvip, one pool per Service port,
 the l4policyset that maps ports to pools, and the virtualservice — the
 objects and names AKO makes (``docs/architecture.md``, "The L4 tree").
+:class:`L4Plan` says what goes into a tree; :func:`build_tree` makes it, the
+same way for a dedicated and a shared VIP.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.common.config import Config
-from services.common.contracts import AviObject, ObjRef, Problem, VsTree
-from services.translator import naming
-
-ANN_LB_IP = "ako.vmware.com/load-balancer-ip"
+from services.common.contracts import AviObject, GatewayStatus, ObjRef, Problem, VsTree
+from services.translator import ako_annotations as ann_keys
+from services.translator import naming, vip
+from services.translator.infra import Infra
+from services.translator.refs import markers, ref
 
 NETWORK_PROFILE = {
     "TCP": "System-TCP-Proxy",
@@ -28,21 +31,15 @@ L4_PROTOCOL = {"TCP": "PROTOCOL_TCP", "UDP": "PROTOCOL_UDP", "SCTP": "PROTOCOL_S
 APP_PROFILE_L4 = "System-L4-Application"
 
 
-def ref(obj_type: str, name: str) -> str:
-    """A reference by name, a form every controller version accepts."""
-    return f"/api/{obj_type}/?name={name}"
-
-
-def markers(cluster: str, **extra: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"key": "clustername", "values": [cluster]}]
-    out += [{"key": k, "values": [v]} for k, v in extra.items() if v]
-    return out
-
-
 @dataclass
 class Translation:
     trees: list[VsTree] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # GatewayClass/Gateway status for health to write (Gateway API).
+    statuses: dict[ObjRef, GatewayStatus] = field(default_factory=dict)
+    # The source's problems come from something deliberately removed (a
+    # Service's Gateway was deleted): its trees go, not kept as last good.
+    release: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +47,43 @@ class Member:
     ip: str
     port: int
     ready: bool
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    """One Service port of the tree: its pool and where its members come from."""
+
+    service: str
+    port: dict[str, Any]
+    slices: list[dict[str, Any]]
+    pool_name: str
+    pool_markers: list[dict[str, Any]]
+
+    @property
+    def protocol(self) -> str:
+        return str(self.port.get("protocol") or "TCP")
+
+    @property
+    def number(self) -> int:
+        return int(self.port["port"])
+
+
+@dataclass
+class L4Plan:
+    """Everything one L4 tree is made of; the vsvip and l4policyset are named as the VS (AKO)."""
+
+    vs_name: str
+    namespace: str
+    sources: tuple[ObjRef, ...]
+    vip: dict[str, Any]
+    infra: Infra
+    ports: list[PortPlan]
+    vs_markers: list[dict[str, Any]]
+    policy_markers: list[dict[str, Any]]
+    traffic_enabled: bool = True
+    fqdns: list[str] = field(default_factory=list)
+    # (protocol, port) the VS listens on without a pool yet: a Gateway listener no Service has joined.
+    listen_only: tuple[tuple[str, int], ...] = ()
 
 
 def handles(svc: dict[str, Any], cfg: Config) -> bool:
@@ -63,72 +97,12 @@ def handles(svc: dict[str, Any], cfg: Config) -> bool:
     return cfg.L4Settings.defaultLBController
 
 
-def _common(cfg: Config, tenant: str) -> dict[str, Any]:
+def common_fields(cfg: Config, tenant: str) -> dict[str, Any]:
     return {
         "tenant_ref": ref("tenant", tenant),
         "cloud_ref": ref("cloud", cfg.ControllerSettings.cloudName),
         "created_by": naming.created_by(cfg.cluster),
     }
-
-
-def _ip_type(addr: str) -> str:
-    return "V6" if ipaddress.ip_address(addr).version == 6 else "V4"
-
-
-def _prefix(cidr: str) -> dict[str, Any]:
-    net = ipaddress.ip_network(cidr, strict=False)
-    return {"ip_addr": {"addr": str(net.network_address), "type": "V6" if net.version == 6 else "V4"},
-            "mask": net.prefixlen}
-
-
-def _families(spec: dict[str, Any]) -> list[str]:
-    fams = [f for f in spec.get("ipFamilies") or [] if f in ("IPv4", "IPv6")]
-    policy = spec.get("ipFamilyPolicy") or "SingleStack"
-    if not fams:
-        fams = ["IPv4"]
-    if policy == "SingleStack":
-        fams = fams[:1]
-    return fams
-
-
-def build_vip(svc: dict[str, Any], cfg: Config, src: ObjRef) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """The ``vip[0]`` of the vsvip: static address if asked, otherwise auto-allocated."""
-    spec = svc.get("spec") or {}
-    meta = svc.get("metadata") or {}
-    nets = cfg.NetworkSettings.vipNetworkList
-    if not nets:
-        return None, [Problem(source=src, reason="NoVipNetwork",
-                              message="no VIP network configured (NetworkSettings.vipNetworkList)")]
-    net = nets[0]
-    fams = _families(spec)
-    vip: dict[str, Any] = {"vip_id": "0"}
-    subnet: dict[str, Any] = {"network_ref": ref("network", net.networkName)}
-    want4, want6 = "IPv4" in fams, "IPv6" in fams
-    if want4 and not net.cidr:
-        return None, [Problem(source=src, reason="IPFamilyUnavailable",
-                              message=f"VIP network {net.networkName} has no IPv4 CIDR for an IPv4 VIP")]
-    if want6 and not net.v6cidr:
-        return None, [Problem(source=src, reason="IPFamilyUnavailable",
-                              message=f"VIP network {net.networkName} has no IPv6 CIDR for an IPv6 VIP")]
-    if want4:
-        subnet["subnet"] = _prefix(net.cidr)
-    if want6:
-        subnet["subnet6"] = _prefix(net.v6cidr)
-    vip["ipam_network_subnet"] = subnet
-
-    static = spec.get("loadBalancerIP") or (meta.get("annotations") or {}).get(ANN_LB_IP) or ""
-    if static:
-        try:
-            kind = _ip_type(static)
-        except ValueError:
-            return None, [Problem(source=src, reason="InvalidLoadBalancerIP",
-                                  message=f"{static!r} is not an IP address")]
-        vip["auto_allocate_ip"] = False
-        vip["ip6_address" if kind == "V6" else "ip_address"] = {"addr": static, "type": kind}
-        return vip, []
-    vip["auto_allocate_ip"] = True
-    vip["auto_allocate_ip_type"] = "V4_V6" if want4 and want6 else ("V6_ONLY" if want6 else "V4_ONLY")
-    return vip, []
 
 
 def endpoints_for_port(port: dict[str, Any], slices: list[dict[str, Any]]) -> tuple[list[Member], int | None]:
@@ -160,113 +134,160 @@ def endpoints_for_port(port: dict[str, Any], slices: list[dict[str, Any]]) -> tu
     return sorted(seen.values(), key=lambda m: (ipaddress.ip_address(m.ip).version, ipaddress.ip_address(m.ip))), target
 
 
-def translate_service(
-    svc: dict[str, Any], slices: list[dict[str, Any]], cfg: Config, tenant: str | None = None
-) -> Translation:
-    meta = svc.get("metadata") or {}
-    spec = svc.get("spec") or {}
-    ns, name = meta.get("namespace") or "default", meta["name"]
-    src = ObjRef(kind="Service", namespace=ns, name=name)
-    tenant = tenant or cfg.tenant
-    cluster = cfg.cluster
-    out = Translation()
-    ports = spec.get("ports") or []
+def check_ports(svc: dict[str, Any], src: ObjRef) -> list[Problem]:
+    ports = (svc.get("spec") or {}).get("ports") or []
     if not ports:
-        out.problems.append(Problem(source=src, reason="NoPorts", message="the Service has no ports"))
-        return out
-    vip, problems = build_vip(svc, cfg, src)
-    if vip is None:
-        out.problems += problems
-        return out
+        return [Problem(source=src, reason="NoPorts", message="the Service has no ports")]
+    return [Problem(source=src, reason="UnsupportedProtocol",
+                    message=f"port {p['port']}: protocol {p.get('protocol')} is not supported")
+            for p in ports if (p.get("protocol") or "TCP") not in L4_PROTOCOL]
 
-    common = _common(cfg, tenant)
-    vs_name = naming.l4_vs(cluster, ns, name)
-    vsvip_name = naming.l4_vsvip(cluster, ns, name)
+
+def service_settings(svc: dict[str, Any], src: ObjRef) -> tuple[bool, list[str], list[Problem]]:
+    """The per-Service annotations that change the tree: traffic on/off and the VIP's DNS names."""
+    ann = ann_keys.of(svc)
+    enabled, p1 = ann_keys.traffic_enabled(src, ann)
+    names, p2 = ann_keys.fqdns(src, ann)
+    return enabled, names, p1 + p2
+
+
+def pool_object(plan: PortPlan, common: dict[str, Any]) -> AviObject:
+    members, target = endpoints_for_port(plan.port, plan.slices)
+    tp = plan.port.get("targetPort")
+    default_port = target or (tp if isinstance(tp, int) else plan.number)
+    return AviObject(type="pool", name=plan.pool_name, body={
+        "name": plan.pool_name,
+        **common,
+        "default_server_port": default_port,
+        "servers": [
+            {"ip": {"addr": m.ip, "type": vip.ip_type(m.ip)}, "port": m.port, "enabled": m.ready}
+            for m in members
+        ],
+        "health_monitor_refs": [ref("healthmonitor", HEALTH_MONITOR[plan.protocol])],
+        "markers": plan.pool_markers,
+    })
+
+
+def metadata(sources: tuple[ObjRef, ...]) -> dict[str, Any]:
+    """AKO's service_metadata: the Services served and, for a Gateway's VS, the Gateway."""
+    out: dict[str, Any] = {"namespace_svc_name": [f"{s.namespace}/{s.name}" for s in sources if s.kind == "Service"]}
+    for s in sources:
+        if s.kind == "Gateway":
+            out["gateway"] = f"{s.namespace}/{s.name}"
+    return out
+
+
+def vsvip_object(name: str, common: dict[str, Any], cfg: Config, the_vip: dict[str, Any], infra: Infra,
+                 fqdns: list[str]) -> AviObject:
+    """The vsvip, named as its VS (AKO): the VIP, where it is advertised, its DNS names."""
     vsvip: dict[str, Any] = {
-        "name": vsvip_name,
+        "name": name,
         **common,
         "vrf_context_ref": ref("vrfcontext", cfg.ControllerSettings.vrfName),
-        "vip": [vip],
-        "markers": markers(cluster),
+        "vip": [the_vip],
+        "markers": markers(cfg.cluster),
     }
-    if cfg.NetworkSettings.bgpPeerLabels:
-        vsvip["bgp_peer_labels"] = sorted(cfg.NetworkSettings.bgpPeerLabels)
+    if infra.bgp_peer_labels:
+        vsvip["bgp_peer_labels"] = list(infra.bgp_peer_labels)
+    if fqdns:
+        vsvip["dns_info"] = [{"fqdn": f} for f in fqdns]
+    return AviObject(type="vsvip", name=name, body=vsvip)
 
-    pools: list[AviObject] = []
+
+def build_tree(plan: L4Plan, cfg: Config, tenant: str) -> VsTree:
+    cluster = cfg.cluster
+    common = common_fields(cfg, tenant)
+    name = plan.vs_name
+
+    ports = sorted(plan.ports, key=lambda p: (p.protocol, p.number, p.service))
+    protocols = sorted({p.protocol for p in ports} | {proto for proto, _ in plan.listen_only})
+    vs_proto = protocols[0] if len(protocols) == 1 else "TCP"
+    pools = [pool_object(p, common) for p in ports]
     rules: list[dict[str, Any]] = []
     services: list[dict[str, Any]] = []
-    protocols = sorted({(p.get("protocol") or "TCP") for p in ports})
-    vs_proto = protocols[0] if len(protocols) == 1 else "TCP"
-    for idx, port in enumerate(sorted(ports, key=lambda p: ((p.get("protocol") or "TCP"), int(p["port"])))):
-        proto = port.get("protocol") or "TCP"
-        if proto not in L4_PROTOCOL:
-            out.problems.append(Problem(source=src, reason="UnsupportedProtocol",
-                                        message=f"port {port['port']}: protocol {proto} is not supported"))
-            return Translation(problems=out.problems)
-        number = int(port["port"])
-        members, target = endpoints_for_port(port, slices)
-        tp = port.get("targetPort")
-        default_port = target or (tp if isinstance(tp, int) else number)
-        pool_name = naming.l4_pool(cluster, ns, name, proto, number)
-        pools.append(AviObject(type="pool", name=pool_name, body={
-            "name": pool_name,
-            **common,
-            "default_server_port": default_port,
-            "servers": [
-                {"ip": {"addr": m.ip, "type": _ip_type(m.ip)}, "port": m.port, "enabled": m.ready}
-                for m in members
-            ],
-            "health_monitor_refs": [ref("healthmonitor", HEALTH_MONITOR[proto])],
-            "markers": markers(cluster, Namespace=ns, ServiceName=name, Port=str(number), Protocol=proto),
-        }))
-        rules.append({
-            "name": f"{proto}-{number}",
-            "index": idx + 1,
-            "enable": True,
-            "match": {
-                "port": {"match_criteria": "IS_IN", "ports": [number]},
-                "protocol": {"match_criteria": "IS_IN", "protocol": L4_PROTOCOL[proto]},
-            },
-            "action": {"select_pool": {"action_type": "L4_RULE_ACTION_SELECT_POOL",
-                                       "pool_ref": ref("pool", pool_name)}},
-        })
+    def listen(protocol: str, number: int) -> None:
         svc_port: dict[str, Any] = {"port": number, "enable_ssl": False}
-        if proto != vs_proto:
-            svc_port["override_network_profile_ref"] = ref("networkprofile", NETWORK_PROFILE[proto])
+        if protocol != vs_proto:
+            svc_port["override_network_profile_ref"] = ref("networkprofile", NETWORK_PROFILE[protocol])
         if svc_port not in services:
             services.append(svc_port)
 
-    policy_name = naming.l4_policyset(cluster, ns, name)
+    for idx, p in enumerate(ports):
+        rules.append({
+            "name": f"{p.protocol}-{p.number}",
+            "index": idx + 1,
+            "enable": True,
+            "match": {
+                "port": {"match_criteria": "IS_IN", "ports": [p.number]},
+                "protocol": {"match_criteria": "IS_IN", "protocol": L4_PROTOCOL[p.protocol]},
+            },
+            "action": {"select_pool": {"action_type": "L4_RULE_ACTION_SELECT_POOL",
+                                       "pool_ref": ref("pool", p.pool_name)}},
+        })
+        listen(p.protocol, p.number)
+    for protocol, number in sorted(plan.listen_only):
+        listen(protocol, number)
+
     # Policy sets are not cloud-scoped objects: the controller refuses a cloud_ref on them.
     policyset = {
-        "name": policy_name,
+        "name": name,
         **{k: v for k, v in common.items() if k != "cloud_ref"},
         "l4_connection_policy": {"rules": rules},
-        "markers": markers(cluster, Namespace=ns, ServiceName=name, Protocol=",".join(protocols)),
+        "markers": plan.policy_markers,
     }
     vs = {
-        "name": vs_name,
+        "name": name,
         **common,
         "vrf_context_ref": ref("vrfcontext", cfg.ControllerSettings.vrfName),
-        "se_group_ref": ref("serviceenginegroup", cfg.ControllerSettings.serviceEngineGroupName),
-        "vsvip_ref": ref("vsvip", vsvip_name),
+        "se_group_ref": ref("serviceenginegroup", plan.infra.se_group),
+        "vsvip_ref": ref("vsvip", name),
         "services": services,
         "application_profile_ref": ref("applicationprofile", APP_PROFILE_L4),
         "network_profile_ref": ref("networkprofile", NETWORK_PROFILE[vs_proto]),
-        "l4_policies": [{"index": 1, "l4_policy_set_ref": ref("l4policyset", policy_name)}],
-        "traffic_enabled": True,
+        "l4_policies": [{"index": 1, "l4_policy_set_ref": ref("l4policyset", name)}],
+        "traffic_enabled": plan.traffic_enabled,
         "east_west_placement": False,
-        "service_metadata": json.dumps({"namespace_svc_name": [f"{ns}/{name}"]}, separators=(",", ":")),
-        "markers": markers(cluster, Namespace=ns, ServiceName=name),
+        "service_metadata": json.dumps(metadata(plan.sources), separators=(",", ":")),
+        "markers": plan.vs_markers,
     }
-    if cfg.NetworkSettings.enableRHI:
+    if plan.infra.enable_rhi:
         vs["enable_rhi"] = True
     objects = (
-        AviObject(type="vsvip", name=vsvip_name, body=vsvip),
+        vsvip_object(name, common, cfg, plan.vip, plan.infra, plan.fqdns),
         *pools,
-        AviObject(type="l4policyset", name=policy_name, body=policyset),
-        AviObject(type="virtualservice", name=vs_name, body=vs),
+        AviObject(type="l4policyset", name=name, body=policyset),
+        AviObject(type="virtualservice", name=name, body=vs),
     )
-    tree = VsTree(cluster=cluster, tenant=tenant, vs_name=vs_name, objects=objects, sources=(src,))
-    out.trees.append(tree.with_checksum())
-    return out
+    return VsTree(cluster=cluster, tenant=tenant, vs_name=name, objects=objects,
+                  sources=plan.sources).with_checksum()
+
+
+def translate_service(
+    svc: dict[str, Any], slices: list[dict[str, Any]], cfg: Config, infra: Infra, tenant: str | None = None
+) -> Translation:
+    """A Service with its own VIP: VS, vsvip and policy set ``<cluster>--<ns>-<svc>``."""
+    meta = svc.get("metadata") or {}
+    ns, name = meta.get("namespace") or "default", meta["name"]
+    src = ObjRef(kind="Service", namespace=ns, name=name)
+    cluster = cfg.cluster
+    problems = check_ports(svc, src)
+    if problems:
+        return Translation(problems=problems)
+    the_vip, problems = vip.build(svc, infra, src)
+    enabled, fqdns, more = service_settings(svc, src)
+    problems += more
+    if the_vip is None or problems:
+        return Translation(problems=problems)
+    ports = svc["spec"]["ports"]
+    plan = L4Plan(
+        vs_name=naming.l4_vs(cluster, ns, name), namespace=ns, sources=(src,), vip=the_vip, infra=infra,
+        ports=[PortPlan(name, p, slices, naming.l4_pool(cluster, ns, name, p.get("protocol") or "TCP", int(p["port"])),
+                        markers(cluster, Namespace=ns, ServiceName=name, Port=str(p["port"]),
+                                Protocol=p.get("protocol") or "TCP"))
+               for p in ports],
+        vs_markers=markers(cluster, Namespace=ns, ServiceName=name),
+        policy_markers=markers(cluster, Namespace=ns, ServiceName=name,
+                               Protocol=",".join(sorted({p.get("protocol") or "TCP" for p in ports}))),
+        traffic_enabled=enabled, fqdns=fqdns,
+    )
+    return Translation(trees=[build_tree(plan, cfg, tenant or cfg.tenant)])

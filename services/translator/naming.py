@@ -17,12 +17,16 @@ def prefix(cluster: str) -> str:
 
 
 def fit(name: str, cluster: str) -> str:
-    """Keep a name within the controller's limit: the cluster prefix, then a digest if too long."""
+    """Keep a name within the controller's limit, the way AKO encodes names: ``<cluster>--<sha1 hex>``."""
     if len(name) <= AVI_NAME_MAX:
         return name
-    digest = hashlib.sha1(name.encode()).hexdigest()
-    keep = AVI_NAME_MAX - len(digest) - 1
-    return f"{name[:keep]}-{digest}"
+    return f"{prefix(cluster)}{hashlib.sha1(name.encode()).hexdigest()}"
+
+
+def shortened(name: str, cluster: str) -> bool:
+    """Whether ``fit`` had to encode this name."""
+    rest = name.removeprefix(prefix(cluster))
+    return rest != name and len(rest) == 40 and all(c in "0123456789abcdef" for c in rest)
 
 
 def l4_vs(cluster: str, namespace: str, service: str) -> str:
@@ -37,8 +41,27 @@ def l4_pool(cluster: str, namespace: str, service: str, protocol: str, port: int
     return fit(f"{prefix(cluster)}{namespace}-{service}-{protocol}-{port}", cluster)
 
 
+def shared_vs(cluster: str, namespace: str, key: str) -> str:
+    """A shared-VIP group's VS (also its vsvip and l4policyset): the group key in the Service's place."""
+    return l4_vs(cluster, namespace, key)
+
+
+def shared_pool(cluster: str, namespace: str, service: str, key: str, protocol: str, port: int) -> str:
+    return fit(f"{prefix(cluster)}{namespace}-{service}-{key}-{protocol}-{port}", cluster)
+
+
 def l4_policyset(cluster: str, namespace: str, service: str) -> str:
     return l4_vs(cluster, namespace, service)
+
+
+def gateway_vs(cluster: str, namespace: str, gateway: str) -> str:
+    """A Gateway's VS (also its vsvip and l4policyset), as AKO's labels approach names it (ako.md §10)."""
+    return l4_vs(cluster, namespace, gateway)
+
+
+def gateway_pool(cluster: str, namespace: str, service: str, gateway: str, protocol: str, port: int) -> str:
+    """The pool of a Service joined to a Gateway: the Gateway's name in the shared-VIP key's place."""
+    return shared_pool(cluster, namespace, service, gateway, protocol, port)
 
 
 def created_by(cluster: str) -> str:

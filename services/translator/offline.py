@@ -20,6 +20,10 @@ def as_kube_object(doc: dict[str, Any], cluster: str) -> KubeObject | None:
         return None
     ns = "" if kind in CLUSTER_SCOPED else (meta.get("namespace") or "default")
     obj = dict(doc)
+    if kind == "AviInfraSetting" and not (obj.get("status") or {}).get("status"):
+        # Offline there is no controller to check it against: a manifest's
+        # AviInfraSetting is taken as accepted, as the live one would be once valid.
+        obj["status"] = {"status": "Accepted"}
     obj["metadata"] = {**meta, "namespace": ns} if ns else dict(meta)
     return KubeObject(cluster=cluster, kind=kind, namespace=ns, name=meta["name"],
                       uid=meta.get("uid", ""), resource_version=meta.get("resourceVersion", ""), obj=obj)

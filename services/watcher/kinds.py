@@ -61,4 +61,17 @@ AVI_INFRA_SETTING = KindSpec(
     optional=True,
 )
 
-KINDS: tuple[KindSpec, ...] = (SERVICE, ENDPOINT_SLICE, NAMESPACE, AVI_INFRA_SETTING)
+def gateway_api(kind: str, plural: str, namespaced: bool = True, version: str = "v1") -> KindSpec:
+    """A Gateway API kind (standard channel; optional CRD); its status is albus's output, so only the spec is kept."""
+    group = "gateway.networking.k8s.io"
+    return KindSpec(kind=kind, api_version=f"{group}/{version}", namespaced=namespaced,
+                    lister=custom_lister(group, version, plural), trim=trim.trim_with_spec, optional=True)
+
+
+GATEWAY_CLASS = gateway_api("GatewayClass", "gatewayclasses", namespaced=False)
+GATEWAY = gateway_api("Gateway", "gateways")
+HTTP_ROUTE = gateway_api("HTTPRoute", "httproutes")
+REFERENCE_GRANT = gateway_api("ReferenceGrant", "referencegrants", version="v1beta1")
+
+KINDS: tuple[KindSpec, ...] = (SERVICE, ENDPOINT_SLICE, NAMESPACE, AVI_INFRA_SETTING, GATEWAY_CLASS, GATEWAY,
+                               HTTP_ROUTE, REFERENCE_GRANT)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from services.common import subjects
+from services.common import subjects, tracing
 from services.common.bus import TOMBSTONE_TTL_SECONDS, Bus
 from services.common.contracts import KindSynced, KubeObject
 from services.watcher.known import Key, Seen, key_of, plan_relist, seen_of
@@ -44,7 +44,8 @@ class KindPublisher:
             cluster=self.cluster, kind=self.kind, namespace=key[0], name=key[1],
             uid=seen.uid, resource_version=seen.resource_version, obj=trimmed,
         )
-        await self.bus.publish(self._subject(key), msg, msg_id=f"{seen.uid}:{seen.resource_version}")
+        with tracing.change_span(msg):
+            await self.bus.publish(self._subject(key), msg, msg_id=f"{self.cluster}:{seen.uid}:{seen.resource_version}")
         log.debug("%s %s/%s: published rv %s (was %s)", self.kind, key[0], key[1], seen.resource_version,
                   before.resource_version if before else "unknown")
         self.known[key] = seen
@@ -55,9 +56,10 @@ class KindPublisher:
             cluster=self.cluster, kind=self.kind, namespace=key[0], name=key[1],
             uid=uid, resource_version=resource_version, deleted=True, obj=None,
         )
-        await self.bus.publish(
-            self._subject(key), msg, msg_id=f"{uid}:{resource_version}", ttl=TOMBSTONE_TTL_SECONDS
-        )
+        with tracing.change_span(msg):
+            await self.bus.publish(
+                self._subject(key), msg, msg_id=f"{self.cluster}:{uid}:{resource_version}", ttl=TOMBSTONE_TTL_SECONDS
+            )
         self.known.pop(key, None)
         self.published += 1
 

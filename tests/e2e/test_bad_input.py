@@ -30,6 +30,7 @@ def warnings_for(p: Pipeline, name: str) -> list[tuple[str, str]]:
 
 
 def test_static_vip_outside_the_network_is_a_condition_and_event_and_leaves_nothing(pipeline: Pipeline) -> None:
+    """Caught in translation (the network's CIDR is known), so the controller is never asked."""
     p = pipeline
     p.core.create_namespaced_service(p.namespace, lb_service("taken", [{"port": 80, "protocol": "TCP"}],
                                                              loadBalancerIP="192.0.2.10"))
@@ -37,9 +38,10 @@ def test_static_vip_outside_the_network_is_a_condition_and_event_and_leaves_noth
     wait_for(lambda: p.vips("fine"), 60, "the valid Service to get its VIP regardless")
     cond = wait_for(lambda: (c := condition(p, "taken")) and c["status"] == "False" and c, 60,
                     "a False condition on the Service with the bad static VIP")
-    assert cond["reason"] == "ControllerError"
+    assert cond["reason"] == "LoadBalancerIPOutsideNetwork"
     assert "192.0.2.10" in cond["message"]
-    wait_for(lambda: any(r == "SyncFailed" for r, _ in warnings_for(p, "taken")), 30, "a Warning Event")
+    wait_for(lambda: any(r == "LoadBalancerIPOutsideNetwork" for r, _ in warnings_for(p, "taken")), 30,
+             "a Warning Event")
     assert p.vips("taken") == []
     # Nothing half-made on the controller for it.
     assert not [n for objs in p.all_objects().values() for n in objs if n.endswith("-taken") or "-taken-" in n]

@@ -95,7 +95,7 @@ async def test_lists_then_publishes_creates_updates_and_deletes(
         assert first.obj["spec"]["ports"][0]["port"] == 80
         assert "managedFields" not in first.obj["metadata"]
         headers = next(h for _, m, h in bus_log.messages if m is first)
-        assert headers["Nats-Msg-Id"] == f"{first.uid}:{first.resource_version}"
+        assert headers["Nats-Msg-Id"] == f"{first.cluster}:{first.uid}:{first.resource_version}"
         eps = bus_log.latest("EndpointSlice", ns, "alpha-manual")
         assert eps is not None and eps.obj is not None and eps.obj["endpoints"][0]["addresses"] == ["10.1.0.7"]
         namespace = bus_log.latest("Namespace", "", ns)

@@ -1,0 +1,1 @@
+"""albus benchmarks: `python -m bench [--smoke]` (see docs/benchmarks.md)."""

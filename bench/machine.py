@@ -1,0 +1,105 @@
+"""Facts about the run: git sha, machine, and per-process CPU share and memory from /proc."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "")
+    # the load average shows whether other work shared the cores during the run
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
+            "cpus": os.cpu_count(), "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """Current (VmRSS) and peak (VmHWM) resident memory."""
+    out: dict[str, float] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out["rss_mb" if line.startswith("VmRSS") else "peak_rss_mb"] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return out
+
+
+class Usage:
+    """CPU share and peak memory of named processes over a window.
+
+    CPU share is CPU seconds / wall seconds: 1.0 is one whole core, so on a
+    2-core box a sum near 2.0 means the machine, not albus, set the pace.
+    Peak memory is sampled (VmHWM read at each sample, the kernel's own peak).
+    """
+
+    def __init__(self, pids: dict[str, int], interval: float = 1.0) -> None:
+        self.pids = dict(pids)
+        self.interval = interval
+        self.cpu0 = {n: cpu_seconds(p) for n, p in self.pids.items()}
+        self.cpu_last = dict(self.cpu0)
+        self.peak: dict[str, float] = {}
+        self.t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        self.total0 = self._machine_busy()
+
+    @staticmethod
+    def _machine_busy() -> float:
+        try:
+            f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+            return (sum(f) - f[3] - f[4]) / TICK  # all but idle and iowait
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def _sample(self) -> None:
+        for n, p in self.pids.items():
+            c = cpu_seconds(p)
+            if c:
+                self.cpu_last[n] = c
+            m = memory_mb(p).get("peak_rss_mb")
+            if m is not None:
+                self.peak[n] = max(self.peak.get(n, 0.0), m)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def stop(self) -> dict[str, Any]:
+        self._sample()
+        self._stop.set()
+        self._thread.join()
+        wall = max(time.monotonic() - self.t0, 1e-6)
+        share = {n: round((self.cpu_last[n] - self.cpu0[n]) / wall, 2) for n in self.pids}
+        return {"wall_s": round(wall, 2), "cpu_share": share,
+                "machine_cpu_busy": round((self._machine_busy() - self.total0) / wall, 2),
+                "machine_cpus": os.cpu_count(), "peak_rss_mb": self.peak}

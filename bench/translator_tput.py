@@ -1,0 +1,147 @@
+"""Scenario 5: translator throughput, in-process (the engine alone) and through the bus (a translator process).
+
+Events are Kubernetes objects as the watcher publishes them: per Service the
+Service and its EndpointSlice. In-process: the engine observes every event
+and flushes once (the initial list), then observes and flushes one event at
+a time (steady state). Through the bus: a translator process with a full
+view already gets the events published in bulk to ``k8s.>``; events/s from
+the first publish to the last tree seen on ``avi.>``. The in-process bulk
+path is profiled with pyinstrument (bench/results/profiles/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+from pyinstrument import Profiler
+
+from albus.stack import service, write_config
+from bench import results
+from bench.machine import cpu_seconds
+from bench.stack import SELECTOR_KEY, VIP_NET, Stack
+from bench.workload import documents, endpoint_ip
+from services.common import subjects
+from services.common.bus import Bus
+from services.common.config import Config, load_config
+from services.common.contracts import KindSynced, KubeObject
+from services.translator.engine import Engine
+from services.translator.offline import as_kube_object
+
+
+def events(cluster: str, ns: str, n: int) -> list[KubeObject]:
+    docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {SELECTOR_KEY: cluster}}},
+            *documents(ns, range(n))]
+    out = []
+    for k, d in enumerate(docs):
+        d["metadata"]["uid"] = f"uid-{k}"
+        d["metadata"]["resourceVersion"] = str(k + 1)
+        ko = as_kube_object(d, cluster)
+        assert ko is not None
+        out.append(ko)
+    return out
+
+
+def in_process(cfg: Config, evs: list[KubeObject], profile_to: Path) -> dict[str, Any]:
+    # the profile is taken on a separate engine, so its overhead is not in the figures
+    prof = Profiler(interval=0.005)
+    with prof:
+        _bulk(Engine(cfg), evs)
+    profile_to.parent.mkdir(parents=True, exist_ok=True)
+    profile_to.write_text(prof.output_text(unicode=False, color=False))
+    engine = Engine(cfg)
+    t0, c0 = time.perf_counter(), time.process_time()
+    trees = _bulk(engine, evs)
+    bulk, bulk_cpu = time.perf_counter() - t0, time.process_time() - c0
+    # steady state: endpoints change one at a time, each flushed on its own
+    edits = [ko for ko in evs if ko.kind == "EndpointSlice"][:2000]
+    t1, c1 = time.perf_counter(), time.process_time()
+    for g, ko in enumerate(edits):
+        obj = dict(ko.obj or {})
+        obj["endpoints"] = [{"addresses": [endpoint_ip(g, 3)], "conditions": {"ready": True}}]
+        engine.observe(ko.model_copy(update={"obj": obj, "resource_version": f"e{g}"}))
+        engine.flush()
+    steady, steady_cpu = time.perf_counter() - t1, time.process_time() - c1
+    # per CPU second too: on a shared machine wall time is mostly waiting for a core
+    return {"bulk_events": len(evs), "bulk_seconds": round(bulk, 3), "trees": trees,
+            "bulk_events_per_s": round(len(evs) / bulk), "bulk_events_per_cpu_s": round(len(evs) / bulk_cpu),
+            "steady_events": len(edits), "steady_events_per_s": round(len(edits) / steady),
+            "steady_events_per_cpu_s": round(len(edits) / steady_cpu)}
+
+
+def _bulk(engine: Engine, evs: list[KubeObject]) -> int:
+    """The initial list: every event observed, then one flush; the number of trees."""
+    for ko in evs:
+        engine.observe(ko)
+    engine.mark_all()
+    return len(engine.flush().trees)
+
+
+async def _through_bus(stack: Stack, cfg: Config, evs: list[KubeObject], cfg_path: Path) -> dict[str, Any]:
+    cluster = cfg.cluster
+    bus = await Bus.connect(stack.nats.url, "bench-translator")
+    await bus.ensure_streams()
+    nc = await nats.connect(stack.nats.url)
+    seen: dict[str, float] = {}
+    synced = asyncio.Event()
+
+    async def on_tree(msg: Any) -> None:
+        seen[msg.subject] = time.time()
+
+    async def on_synced(msg: Any) -> None:
+        synced.set()
+
+    await nc.subscribe(subjects.avi_cluster(cluster), cb=on_tree)
+    await nc.subscribe(subjects.trees_synced(cluster), cb=on_synced)
+    for kind in ("Service", "EndpointSlice", "Namespace"):
+        await bus.publish(subjects.k8s_synced(cluster, kind),
+                          KindSynced(cluster=cluster, kind=kind, resource_version="0", count=0, epoch="bench"))
+    proc = service("translator", cfg_path, cfg_path.parent / "logs").start()
+    try:
+        await asyncio.wait_for(synced.wait(), 120)  # full view of an empty cluster
+        pid = proc.pid or 0
+        cpu0 = cpu_seconds(pid)
+        t0 = time.time()
+        # batches of 100 acks in flight: larger ones time out on a starved machine
+        for k in range(0, len(evs), 100):
+            await asyncio.gather(*(bus.publish(subjects.k8s_object(cluster, ko.kind, ko.namespace, ko.name), ko)
+                                   for ko in evs[k:k + 100]))
+        published = time.time() - t0
+        n_trees = sum(1 for ko in evs if ko.kind == "Service")
+        deadline = time.monotonic() + 600
+        while len(seen) < n_trees and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        last = max(seen.values()) - t0 if seen else float("nan")
+        cpu = cpu_seconds(pid) - cpu0
+    finally:
+        proc.stop()
+        await nc.close()
+        await bus.close()
+    return {"events": len(evs), "trees_seen": len(seen), "trees_expected": n_trees,
+            "publish_seconds": round(published, 3), "seconds_to_last_tree": round(last, 3),
+            "events_per_s": round(len(evs) / last), "translator_cpu_s": round(cpu, 2),
+            "events_per_translator_cpu_s": round(len(evs) / cpu) if cpu else None}
+
+
+def run(stack: Stack, outdir: Path, n: int) -> dict[str, Any]:
+    cluster = f"btr{int(time.time()) % 100000}"
+    ns = f"{cluster}-ns"
+    work = stack.workdir / cluster
+    cfg_path = write_config(work / "config.yaml", cluster=cluster, controller="http://127.0.0.1:9", username="u",
+                            password="p", nats_url=stack.nats.url, kubeconfig="", vip_networks=[VIP_NET],
+                            extra={"AKOSettings": {"namespaceSelector": {"labelKey": SELECTOR_KEY,
+                                                                         "labelValue": cluster},
+                                                   "logLevel": "WARNING"}})
+    cfg = load_config(cfg_path)
+    evs = events(cluster, ns, n)
+    inproc = in_process(cfg, evs, outdir / "profiles" / "translator_bulk.txt")
+    bus = asyncio.run(_through_bus(stack, cfg, evs, cfg_path))
+    results.plot_bars(outdir / "translator.png", f"Translator events/s ({n} Services, {len(evs)} events)",
+                      "events/s", {"in-process bulk": inproc["bulk_events_per_s"],
+                                   "in-process one by one": inproc["steady_events_per_s"],
+                                   "process via bus": bus["events_per_s"]}, (5000, "goal 5,000/s"))
+    return results.write(outdir, "translator", {"services": n, "events": len(evs)},
+                         {"in_process": inproc, "through_bus": bus}, {"events_per_s_min": 5000})

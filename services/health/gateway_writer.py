@@ -1,0 +1,102 @@
+"""Health's Gateway API loop: GatewayClass and Gateway status from the reports and outcomes on the bus.
+
+The Service loop's machinery (replay first, dirty set, back-off, conflict
+retries; :class:`HealthReconciler`) with Gateway API objects in the
+Service's place. Services joined to a Gateway need nothing here: the
+Gateway's virtual service names them among its sources, so the Service
+loop already gives them the VIP and their condition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from services.common.bus import Bus, Delivery
+from services.common.contracts import ApplyOutcome, GatewayStatus, SourceReport, decode
+from services.common.kube import request_json, rfc3339
+from services.health import gateway_status as gs
+from services.health.reconciler import HealthReconciler
+from services.health.service_status import EventSpec, Plan
+
+API = "/apis/gateway.networking.k8s.io/v1"
+API_VERSION = "gateway.networking.k8s.io/v1"
+_TIMEOUT = 30
+
+
+
+
+class GatewayReconciler(HealthReconciler):
+    """GatewayClasses (namespace ``""``) and Gateways."""
+
+    KINDS: tuple[str, ...] = gs.GATEWAY_KINDS
+
+    def __init__(self, api: Any, bus: Bus, cluster: str, identity: str) -> None:
+        super().__init__(api, bus, cluster, identity)
+        self.api = api
+        self.gateways = gs.GatewayState(self.KINDS)
+        self.status_writes = 0
+
+    def _kind(self, key: gs.Key) -> str:
+        return "GatewayClass" if not key[0] else "Gateway"
+
+    def _path(self, key: gs.Key) -> str:
+        ns, name = key
+        return f"{API}/gatewayclasses/{name}" if not ns else f"{API}/namespaces/{ns}/gateways/{name}"
+
+    def _want(self, key: gs.Key, obj: dict[str, Any], st: GatewayStatus, now: str) -> dict[str, Any]:
+        if not key[0]:
+            return gs.class_status(obj, st, now)
+        return gs.gateway_status(obj, st, self.gateways.outcome(key), now)
+
+    async def _on_outcome(self, d: Delivery) -> None:
+        self._mark(self.gateways.set_outcome(d.subject, decode(d.data, ApplyOutcome)), d)
+
+    async def _on_report(self, d: Delivery) -> None:
+        self._mark(self.gateways.set_report(decode(d.data, SourceReport)), d)
+
+    def _describe(self, key: gs.Key) -> str:
+        return f"{self._kind(key)} {key[0]}/{key[1]}" if key[0] else f"{self._kind(key)} {key[1]}"
+
+    def _read(self, key: gs.Key) -> dict[str, Any] | None:
+        if key not in self.gateways.statuses:
+            return None  # not albus's (or gone): never touched
+        try:
+            return request_json(self.api, "GET", self._path(key), timeout=_TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _plan(self, key: gs.Key, obj: dict[str, Any]) -> Plan:
+        st = self.gateways.statuses.get(key)
+        if st is None:
+            return Plan()
+        return gs.plan(obj, self._want(key, obj, st, rfc3339()), self._kind(key))
+
+    def _write(self, key: gs.Key, patch: dict[str, Any]) -> None:
+        request_json(self.api, "PATCH", self._path(key) + "/status", patch,
+                     content_type="application/merge-patch+json", timeout=_TIMEOUT)
+        self.status_writes += 1
+
+    def _announce(self, obj: dict[str, Any], ev: EventSpec) -> None:
+        self.writer.event(obj, ev, api_version=API_VERSION, kind=str(obj.get("kind") or "Gateway"))
+
+
+class RouteReconciler(GatewayReconciler):
+    """HTTPRoutes' ``status.parents`` (its own loop: a route and a Gateway may share a namespace and name)."""
+
+    KINDS = ("HTTPRoute",)
+
+    async def _on_outcome(self, d: Delivery) -> None:
+        return None  # a route's status depends on translation only
+
+    def _kind(self, key: gs.Key) -> str:
+        return "HTTPRoute"
+
+    def _path(self, key: gs.Key) -> str:
+        return f"{API}/namespaces/{key[0]}/httproutes/{key[1]}"
+
+    def _want(self, key: gs.Key, obj: dict[str, Any], st: GatewayStatus, now: str) -> dict[str, Any]:
+        return gs.route_status(obj, st, now)

@@ -1,0 +1,240 @@
+"""Gateway API: a Gateway of albus's class is one virtual service with one VIP (pure functions).
+
+The telco case (AKO's "labels" approach, ``shared/research/ako.md`` §10):
+Services labelled ``ako.vmware.com/gateway-name`` / ``gateway-namespace``
+join a Gateway; each Service port whose port and protocol match a listener
+becomes that listener's pool. The tree is an L4 tree (:mod:`l4`) named
+after the Gateway: VS, vsvip and l4policyset ``<cluster>--<gwNs>-<gw>``,
+pools ``<cluster>--<svcNs>-<svc>-<gw>-<PROTO>-<port>``. One service port
+per usable listener, whether or not a Service has joined it yet.
+
+Services are taken oldest first (creation time, then name); a listener
+already claimed by an older Service, a port no listener matches, or a
+listener whose ``allowedRoutes.namespaces`` excludes the Service's
+namespace is a problem on that Service, never on the others.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from services.common.config import Config
+from services.common.contracts import GatewayStatus, ObjRef, Problem, Severity
+from services.translator import gateway_http, l4, naming, vip
+from services.translator import gateway_listeners as gl
+from services.translator import gateway_routes as gr
+from services.translator import infra as infra_mod
+from services.translator.infra import Infra
+from services.translator.refs import markers
+
+CONTROLLER = "ako.vmware.com/avi-lb"
+NAME_LABEL = "ako.vmware.com/gateway-name"
+NAMESPACE_LABEL = "ako.vmware.com/gateway-namespace"
+
+
+def ours(gateway_class: dict[str, Any] | None) -> bool:
+    return gateway_class is not None and (gateway_class.get("spec") or {}).get("controllerName") == CONTROLLER
+
+
+def class_name(gateway: dict[str, Any]) -> str:
+    return str((gateway.get("spec") or {}).get("gatewayClassName") or "")
+
+
+def joined_to(svc: dict[str, Any]) -> tuple[str, str] | None:
+    """The (namespace, name) of the Gateway a Service's labels name; the namespace defaults to the Service's."""
+    meta = svc.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    name = str(labels.get(NAME_LABEL) or "").strip()
+    if not name:
+        return None
+    return str(labels.get(NAMESPACE_LABEL) or meta.get("namespace") or "default").strip(), name
+
+
+def _generation(obj: dict[str, Any]) -> int:
+    return int((obj.get("metadata") or {}).get("generation") or 0)
+
+
+def class_status(gateway_class: dict[str, Any], infra_problems: list[Problem]) -> GatewayStatus:
+    """``Accepted`` of one of albus's GatewayClasses: its parametersRef must name a usable AviInfraSetting."""
+    gen = _generation(gateway_class)
+    p = (gateway_class.get("spec") or {}).get("parametersRef")
+    if p and not infra_mod.class_parameters(gateway_class):
+        return GatewayStatus(generation=gen, accepted=False, reason="InvalidParameters",
+                             message=f"parametersRef must name an {infra_mod.GROUP} {infra_mod.KIND}, got "
+                                     f"{p.get('group')}/{p.get('kind')} {p.get('name')}")
+    if infra_problems:
+        return GatewayStatus(generation=gen, accepted=False, reason="InvalidParameters",
+                             message="; ".join(x.message for x in infra_problems))
+    return GatewayStatus(generation=gen, message=f"handled by {CONTROLLER}")
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A Service that joins the Gateway, with what its pools need."""
+
+    svc: dict[str, Any]
+    slices: list[dict[str, Any]]
+    ns_labels: dict[str, str]  # its Namespace's labels, for allowedRoutes selectors
+
+    @property
+    def ref(self) -> ObjRef:
+        m = self.svc["metadata"]
+        return ObjRef(kind="Service", namespace=m.get("namespace") or "default", name=m["name"])
+
+    def order(self) -> tuple[str, str, str]:
+        m = self.svc["metadata"]
+        return (str(m.get("creationTimestamp") or ""), self.ref.namespace, self.ref.name)
+
+
+def _addresses(gateway: dict[str, Any], src: ObjRef) -> tuple[list[vip.IpAddr], list[Problem]]:
+    """``spec.addresses``: at most one IPv4 and one IPv6 address (a static VIP)."""
+    out: list[vip.IpAddr] = []
+    for a in (gateway.get("spec") or {}).get("addresses") or []:
+        kind, value = a.get("type") or "IPAddress", str(a.get("value") or "")
+        try:
+            if kind != "IPAddress":
+                raise ValueError(f"address type {kind} is not supported, only IPAddress")
+            out.append(ipaddress.ip_address(value))
+        except ValueError as exc:
+            return [], [Problem(source=src, reason="UnsupportedAddress", message=f"spec.addresses: {value}: {exc}")]
+    if len({a.version for a in out}) != len(out):
+        return [], [Problem(source=src, reason="UnsupportedAddress",
+                            message="spec.addresses: at most one IPv4 and one IPv6 address")]
+    return out, []
+
+
+def _auto_families(chosen: Infra) -> list[str]:
+    """An allocated VIP is IPv4, or IPv6 on a VIP network that has only an IPv6 CIDR."""
+    net = chosen.vip_networks[0] if chosen.vip_networks else None
+    return ["IPv6"] if net is not None and net.v6cidr and not net.cidr else ["IPv4"]
+
+
+@dataclass
+class _Assignment:
+    ports: list[l4.PortPlan]
+    sources: list[ObjRef]
+    problems: list[Problem]
+    attached: dict[str, int]
+
+
+def _assign(gw_ns: str, gw_name: str, listeners: list[gl.Listener], open_names: set[str],
+            joined: list[Joined], cluster: str) -> _Assignment:
+    """Each joined Service port to the listener of the same port and protocol, first come first served."""
+    out = _Assignment([], [], [], {})
+    claimed: dict[str, ObjRef] = {}
+    for j in sorted(joined, key=Joined.order):
+        src, took, why = j.ref, 0, []
+        ports = (j.svc.get("spec") or {}).get("ports") or []
+        for p in ports:
+            proto, number = str(p.get("protocol") or "TCP"), int(p["port"])
+            li = next((x for x in listeners if x.name in open_names and x.port == number and x.protocol == proto),
+                      None)
+            if li is None:
+                why.append(("NoMatchingListener", f"port {number}/{proto}: no listener of Gateway "
+                                                  f"{gw_ns}/{gw_name} has this port and protocol"))
+            elif not gl.namespace_allowed(li, gw_ns, src.namespace, j.ns_labels):
+                why.append(("NotAllowedByListener", f"port {number}/{proto}: listener {li.name} does not allow "
+                                                    f"namespace {src.namespace} (allowedRoutes.namespaces)"))
+            elif li.name in claimed:
+                other = claimed[li.name]
+                why.append(("ListenerConflict", f"port {number}/{proto}: listener {li.name} is already served by "
+                                                f"Service {other.namespace}/{other.name}"))
+            else:
+                claimed[li.name] = src
+                took += 1
+                out.attached[li.name] = out.attached.get(li.name, 0) + 1
+                out.ports.append(l4.PortPlan(
+                    src.name, p, j.slices,
+                    naming.gateway_pool(cluster, src.namespace, src.name, gw_name, proto, number),
+                    markers(cluster, Namespace=src.namespace, ServiceName=src.name, Port=str(number),
+                            Protocol=proto, GatewayName=gw_name)))
+        if not ports:
+            why.append(("NoPorts", "the Service has no ports"))
+        # A Service that serves some listener only warns about its other ports.
+        severity = Severity.WARNING if took else Severity.ERROR
+        out.problems += [Problem(source=src, reason=r, message=m, severity=severity) for r, m in why]
+        if took:
+            out.sources.append(src)
+    return out
+
+
+@dataclass(frozen=True)
+class RouteInputs:
+    """What HTTPRoutes on the Gateway need from the graph."""
+
+    routes: list[dict[str, Any]]  # the HTTPRoutes whose parentRefs name the Gateway
+    ns_labels: Callable[[str], dict[str, str]]
+    services: gr.ServiceLookup
+    grants: list[dict[str, Any]]
+
+
+NO_ROUTES = RouteInputs([], lambda _ns: {}, lambda _ns, _n: None, [])
+
+
+def _route_statuses(att: gr.Attached, routes: list[dict[str, Any]]) -> dict[ObjRef, GatewayStatus]:
+    out: dict[ObjRef, GatewayStatus] = {}
+    for r in routes:
+        m = r["metadata"]
+        key = (m.get("namespace") or "default", m["name"])
+        out[ObjRef(kind="HTTPRoute", namespace=key[0], name=key[1])] = GatewayStatus(
+            generation=_generation(r), parents=tuple(att.parents.get(key, ())))
+    return out
+
+
+def translate_gateway(gateway: dict[str, Any], chosen: Infra | None, infra_problems: list[Problem],
+                      joined: list[Joined], cfg: Config, tenant: str,
+                      http: RouteInputs = NO_ROUTES) -> l4.Translation:
+    """The Gateway's tree, its status, every joined Service's problems and every route's standing here."""
+    meta = gateway["metadata"]
+    ns, name = meta.get("namespace") or "default", meta["name"]
+    src = ObjRef(kind="Gateway", namespace=ns, name=name)
+    gen = _generation(gateway)
+    listeners = gl.listeners_of(gateway)
+    first = gl.judge(listeners, {})
+    open_names = {s.name for s in first if gl.usable(s)}
+    assigned = _assign(ns, name, listeners, open_names, joined, cfg.cluster)
+    att = gr.attach(ns, name, listeners, open_names, http.routes, http.ns_labels, http.services, http.grants)
+    statuses = gl.judge(listeners, {**assigned.attached, **att.attached})
+    routes = _route_statuses(att, http.routes)
+    bad = [s.name for s in statuses if not s.accepted]
+    accepted = GatewayStatus(generation=gen, reason="ListenersNotValid" if bad else "Accepted",
+                             message=f"listeners not valid: {', '.join(bad)}" if bad else "", listeners=tuple(statuses))
+
+    static, problems = _addresses(gateway, src)
+    the_vip = None
+    if not problems:
+        if chosen is None:
+            problems = infra_problems
+        else:
+            the_vip, problems = vip.build_for(static, _auto_families(chosen), chosen, src)
+    if not open_names:
+        problems.append(Problem(source=src, reason="ListenersNotValid", message="no listener albus can serve"))
+    if the_vip is None or chosen is None or problems:
+        reason = "UnsupportedAddress" if any(p.reason == "UnsupportedAddress" for p in problems) else "Invalid"
+        status = accepted.model_copy(update={"accepted": False, "reason": reason,
+                                             "message": "; ".join(p.message for p in problems)})
+        gone = [Problem(source=j.ref, reason="GatewayNotAccepted",
+                        message=f"Gateway {ns}/{name} is not accepted: {status.message}") for j in joined]
+        return l4.Translation(problems=problems + gone, statuses={src: status, **routes})
+
+    vs_name = naming.gateway_vs(cfg.cluster, ns, name)
+    if gl.is_l7(listeners):
+        ports = [li.port for li in listeners if li.name in open_names]
+        tree = gateway_http.build_l7_tree(vs_name, ns, name, (src,), the_vip, chosen, ports, att.rules, cfg, tenant)
+        return l4.Translation(trees=[tree], problems=assigned.problems, statuses={src: accepted, **routes})
+    served = {(p.protocol, p.number) for p in assigned.ports}
+    listen_only = tuple(sorted({(li.protocol, li.port) for li in listeners
+                                if li.name in open_names and (li.protocol, li.port) not in served}))
+    plan = l4.L4Plan(
+        vs_name=vs_name, namespace=ns, sources=(src, *sorted(assigned.sources, key=lambda r: r.key())),
+        vip=the_vip, infra=chosen, ports=assigned.ports,
+        vs_markers=markers(cfg.cluster, GatewayName=name, GatewayNamespace=ns),
+        policy_markers=markers(cfg.cluster, GatewayName=name, GatewayNamespace=ns,
+                               Protocol=",".join(sorted({li.protocol for li in listeners if li.name in open_names}))),
+        listen_only=listen_only,
+    )
+    return l4.Translation(trees=[l4.build_tree(plan, cfg, tenant)], problems=assigned.problems,
+                          statuses={src: accepted, **routes})

@@ -1,0 +1,140 @@
+"""A Gateway's listeners judged one by one: which albus can serve, which conflict, what may attach.
+
+Pure. The statuses use the Gateway API's standard condition reasons. This
+release serves the L4 listener protocols (TCP, UDP, and SCTP as an albus
+extension), to which Services join by label, or HTTP listeners for
+HTTPRoutes — not both on one Gateway (its VS is either L4 or HTTP); HTTPS
+and TLS listeners are reported ``Accepted=False`` with
+``UnsupportedProtocol`` (docs/gateway-api.md).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from services.common.contracts import ListenerStatus
+
+L4_PROTOCOLS = ("TCP", "UDP", "SCTP")
+# The transport a listener protocol occupies its port with: two listeners on
+# one port conflict only when they share it.
+TRANSPORT = {"HTTP": "TCP", "HTTPS": "TCP", "TLS": "TCP", "TCP": "TCP", "UDP": "UDP", "SCTP": "SCTP"}
+SERVICE_KIND = "/Service"  # a joined Service, as a "<group>/<Kind>" with the core group
+HTTP_ROUTE_KIND = "gateway.networking.k8s.io/HTTPRoute"
+
+
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    port: int
+    protocol: str
+    allowed: dict[str, Any]  # spec.allowedRoutes
+    hostname: str = ""
+
+    @property
+    def transport(self) -> str:
+        return TRANSPORT.get(self.protocol, self.protocol)
+
+
+def listeners_of(gateway: dict[str, Any]) -> list[Listener]:
+    return [Listener(name=str(li.get("name") or ""), port=int(li.get("port") or 0),
+                     protocol=str(li.get("protocol") or ""), allowed=li.get("allowedRoutes") or {},
+                     hostname=str(li.get("hostname") or ""))
+            for li in (gateway.get("spec") or {}).get("listeners") or []]
+
+
+def _conflicts(listeners: list[Listener]) -> dict[str, str]:
+    """Listener name -> Conflicted reason: more than one listener on one port and transport."""
+    by_port: dict[tuple[int, str], list[Listener]] = defaultdict(list)
+    for li in listeners:
+        by_port[(li.port, li.transport)].append(li)
+    out: dict[str, str] = {}
+    for group in by_port.values():
+        # HTTP-family listeners may share a port when their hostnames differ.
+        l4_or_mixed = any(li.protocol in L4_PROTOCOLS for li in group) or len({li.protocol for li in group}) > 1
+        if len(group) > 1 and l4_or_mixed:
+            out.update({li.name: "ProtocolConflict" for li in group})
+        elif len(group) > 1:
+            hosts = [li.hostname for li in group]
+            out.update({li.name: "HostnameConflict" for li in group if hosts.count(li.hostname) > 1})
+    return out
+
+
+def _route_kinds(li: Listener) -> tuple[bool, tuple[str, ...]]:
+    """(every asked-for kind is supported, the supported kinds) for ``allowedRoutes.kinds``."""
+    native = HTTP_ROUTE_KIND if li.protocol == "HTTP" else SERVICE_KIND
+    asked = li.allowed.get("kinds")
+    if not asked:
+        return True, (native,)
+    kinds = [f"{k.get('group', 'gateway.networking.k8s.io')}/{k.get('kind', '')}" for k in asked]
+    ok = tuple(k for k in kinds if k == native)
+    return len(ok) == len(kinds), ok
+
+
+def _unserved(li: Listener, l7_gateway: bool) -> str:
+    """Why albus cannot serve this listener ("" when it can)."""
+    if li.protocol == "HTTP":
+        return "" if l7_gateway else \
+            "HTTP listeners are served on Gateways without TCP/UDP/SCTP listeners; use a second Gateway"
+    if li.protocol not in L4_PROTOCOLS:
+        return f"protocol {li.protocol} is not served by albus yet; HTTP, TCP, UDP and SCTP listeners are"
+    return ""
+
+
+def is_l7(listeners: list[Listener]) -> bool:
+    """An HTTP Gateway: HTTP listeners and no L4 one (the VS is an HTTP VS)."""
+    return any(li.protocol == "HTTP" for li in listeners) and not any(li.protocol in L4_PROTOCOLS for li in listeners)
+
+
+def judge(listeners: list[Listener], attached: dict[str, int]) -> list[ListenerStatus]:
+    conflicts = _conflicts(listeners)
+    l7 = is_l7(listeners)
+    out: list[ListenerStatus] = []
+    for li in listeners:
+        all_kinds, kinds = _route_kinds(li)
+        why = _unserved(li, l7)
+        if why:
+            out.append(ListenerStatus(
+                name=li.name, accepted=False, accepted_reason="UnsupportedProtocol", supported_kinds=(),
+                resolved_refs=False, refs_reason="InvalidRouteKinds", message=why))
+            continue
+        conflicted = conflicts.get(li.name, "")
+        out.append(ListenerStatus(
+            name=li.name, accepted=not conflicted, accepted_reason="PortUnavailable" if conflicted else "Accepted",
+            conflicted_reason=conflicted, resolved_refs=all_kinds,
+            refs_reason="ResolvedRefs" if all_kinds else "InvalidRouteKinds", supported_kinds=kinds,
+            attached=attached.get(li.name, 0),
+            message=f"another listener uses port {li.port}/{li.transport}" if conflicted else
+            ("" if all_kinds else f"allowedRoutes.kinds: only {kinds or (SERVICE_KIND, HTTP_ROUTE_KIND)} attach")))
+    return out
+
+
+def usable(status: ListenerStatus) -> bool:
+    return status.accepted and status.resolved_refs
+
+
+def _expression_holds(expr: dict[str, Any], labels: dict[str, str]) -> bool:
+    key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
+    if op == "In":
+        return labels.get(key) in values
+    if op == "NotIn":
+        return labels.get(key) not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    return False
+
+
+def namespace_allowed(li: Listener, gateway_ns: str, ns: str, ns_labels: dict[str, str]) -> bool:
+    """``allowedRoutes.namespaces``: Same (default), All, or Selector on the Namespace's labels."""
+    spec = li.allowed.get("namespaces") or {}
+    frm = spec.get("from") or "Same"
+    if frm == "All":
+        return True
+    if frm == "Selector":
+        sel = spec.get("selector") or {}
+        return (all(ns_labels.get(k) == v for k, v in (sel.get("matchLabels") or {}).items())
+                and all(_expression_holds(e, ns_labels) for e in sel.get("matchExpressions") or []))
+    return ns == gateway_ns

@@ -1,0 +1,27 @@
+"""``python -m tests.chaos --seed N --duration S``: the chaos run on its own, report on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from tests.chaos.run import run
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--duration", type=float, default=300.0, help="seconds of faults")
+    p.add_argument("--workdir", help="keep state and logs here (default: a temporary directory)")
+    p.add_argument("--report", help="also write the report as JSON here")
+    args = p.parse_args()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="albus-chaos-"))
+    report = run(workdir, args.seed, args.duration, Path(args.report) if args.report else None)
+    print(report.text())
+    ok = report.foreign_untouched and report.resync_writes == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Gateway API status from translation's verdict and the apply outcome (pure planning)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.contracts import ApplyOutcome, GatewayStatus, ListenerStatus, ObjRef, SourceReport
+from services.health import gateway_status as gs
+
+GW = ObjRef(kind="Gateway", namespace="nf", name="core")
+SVC = ObjRef(kind="Service", namespace="nf", name="sig")
+NOW, LATER = "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z"
+ST = GatewayStatus(generation=4, listeners=(ListenerStatus(name="sig", attached=1, supported_kinds=("/Service",)),))
+
+
+def outcome(ok: bool = True, vips: tuple[str, ...] = ("127.1.0.5",), deleted: bool = False) -> ApplyOutcome:
+    return ApplyOutcome(cluster="c1", tenant="admin", vs_name="c1--nf-core", checksum="x", ok=ok, vips=vips,
+                        deleted=deleted, sources=(GW, SVC), error=None if ok else "boom")
+
+
+def gw(status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"kind": "Gateway", "metadata": {"name": "core", "namespace": "nf", "resourceVersion": "9",
+                                            "generation": 4}, "status": status or {}}
+
+
+def test_programmed_only_with_an_applied_vs_and_a_vip() -> None:
+    assert gs.programmed(ST, None)[:2] == (False, "Pending")
+    assert gs.programmed(ST, outcome(ok=False))[:2] == (False, "Pending")
+    assert gs.programmed(ST, outcome(vips=()))[:2] == (False, "AddressNotAssigned")
+    assert gs.programmed(ST, outcome())[:2] == (True, "Programmed")
+    rejected = ST.model_copy(update={"accepted": False, "reason": "Invalid"})
+    assert gs.programmed(rejected, outcome())[:2] == (False, "Invalid")
+
+
+def test_full_status_then_nothing_to_write_and_transition_times_kept() -> None:
+    want = gs.gateway_status(gw(), ST, outcome(), NOW)
+    assert want["addresses"] == [{"type": "IPAddress", "value": "127.1.0.5"}]
+    assert [(c["type"], c["status"], c["observedGeneration"]) for c in want["conditions"]] == [
+        ("Accepted", "True", 4), ("Programmed", "True", 4)]
+    (li,) = want["listeners"]
+    assert li["supportedKinds"] == [{"group": "", "kind": "Service"}] and li["attachedRoutes"] == 1
+    assert [(c["type"], c["status"]) for c in li["conditions"]] == [
+        ("Accepted", "True"), ("Programmed", "True"), ("ResolvedRefs", "True"), ("Conflicted", "False")]
+    p = gs.plan(gw(), want, "Gateway")
+    assert p.patch == {"metadata": {"resourceVersion": "9"}, "status": want}
+    assert [(e.type, e.reason) for e in p.events] == [("Normal", "Synced")]
+    # Written: the same view an hour later changes nothing and says nothing.
+    again = gs.gateway_status(gw(want), ST, outcome(), LATER)
+    assert again == want
+    assert gs.plan(gw(want), again, "Gateway").empty
+
+
+def test_vs_deleted_drops_addresses_and_programmed_moves_its_transition_time() -> None:
+    first = gs.gateway_status(gw(), ST, outcome(), NOW)
+    after = gs.gateway_status(gw(first), ST, None, LATER)
+    assert after["addresses"] == []
+    prog = next(c for c in after["conditions"] if c["type"] == "Programmed")
+    acc = next(c for c in after["conditions"] if c["type"] == "Accepted")
+    assert (prog["status"], prog["lastTransitionTime"]) == ("False", LATER)
+    assert acc["lastTransitionTime"] == NOW
+    assert gs.plan(gw(first), after, "Gateway").events == []
+
+
+def test_not_accepted_is_a_warning_event_once() -> None:
+    bad = ST.model_copy(update={"accepted": False, "reason": "UnsupportedAddress", "message": "spec.addresses: x"})
+    want = gs.gateway_status(gw(), bad, None, NOW)
+    p = gs.plan(gw(), want, "Gateway")
+    assert [(e.type, e.reason) for e in p.events] == [("Warning", "UnsupportedAddress")]
+    assert gs.plan(gw(want), gs.gateway_status(gw(want), bad, None, LATER), "Gateway").empty
+
+
+def test_state_follows_reports_and_gateway_outcomes_only() -> None:
+    st = gs.GatewayState()
+    assert st.set_report(SourceReport(cluster="c1", source=SVC)) == set()
+    assert st.set_report(SourceReport(cluster="c1", source=GW, gateway=ST)) == {("nf", "core")}
+    cls = ObjRef(kind="GatewayClass", name="avi-lb")
+    assert st.set_report(SourceReport(cluster="c1", source=cls, gateway=ST)) == {("", "avi-lb")}
+    assert st.set_outcome("o1", outcome()) == {("nf", "core")}
+    assert st.outcome(("nf", "core")) == outcome()
+    assert st.set_outcome("o1", outcome(deleted=True)) == {("nf", "core")}
+    assert st.outcome(("nf", "core")) is None
+    assert st.set_report(SourceReport(cluster="c1", source=GW)) == {("nf", "core")}
+    assert ("nf", "core") not in st.statuses
+
+
+def test_class_status() -> None:
+    cls = {"kind": "GatewayClass", "metadata": {"name": "avi-lb", "resourceVersion": "1"}, "status": {}}
+    want = gs.class_status(cls, GatewayStatus(generation=1, accepted=False, reason="InvalidParameters"), NOW)
+    assert [(c["type"], c["status"], c["reason"]) for c in want["conditions"]] == [
+        ("Accepted", "False", "InvalidParameters")]
+    assert [e.reason for e in gs.plan(cls, want, "GatewayClass").events] == ["InvalidParameters"]

@@ -1,0 +1,61 @@
+"""A late lease renewal must delay a VS, never drop it (seen under load: a VS left unapplied)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from syncer_helpers import make_applier
+from syncer_trees import l4_tree
+
+from albus.broker import NatsServer
+from albus.sim.server import SimServer
+from services.common import subjects
+from services.common.bus import Bus
+from services.common.contracts import ApplyOutcome
+from services.syncer.avi_client import ControllerClient
+from services.syncer.leases import LeaseLost
+from services.syncer.partition import PartitionWorker
+
+C = "fence1"
+
+
+async def test_a_fenced_apply_is_retried_and_the_partition_is_not_settled_meanwhile(
+    sim: SimServer, nats_server: NatsServer, client_factory: list[ControllerClient]
+) -> None:
+    bus = await Bus.connect(nats_server.url, "fence-test")
+    await bus.ensure_streams()
+    tree = l4_tree(C, "web")
+    part = subjects.partition_of(C, tree.vs_name)
+    fenced = asyncio.Event()  # the fence refuses until this is set (renewal overdue)
+    refusals = 0
+
+    async def fence() -> None:
+        nonlocal refusals
+        if not fenced.is_set():
+            refusals += 1
+            raise LeaseLost(f"partition {part}: renewal overdue")
+
+    outcomes: list[ApplyOutcome] = []
+
+    async def publish(o: ApplyOutcome) -> None:
+        outcomes.append(o)
+
+    worker = PartitionWorker(part, C, bus, make_applier(sim, C, client_factory), fence, publish, retry_base=0.05)
+    await bus.publish(subjects.avi_tree(C, tree.tenant, tree.vs_name), tree)
+    await worker.start()
+    try:
+        async def refused_twice() -> None:
+            while refusals < 2:
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(refused_twice(), 30)
+        assert not worker.settled and not outcomes
+        fenced.set()  # the renewal went through after all
+
+        async def applied() -> None:
+            while not (outcomes and worker.settled):
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(applied(), 30)
+        assert outcomes[-1].ok and outcomes[-1].vs_name == tree.vs_name
+    finally:
+        await worker.stop()
+        await bus.close()
