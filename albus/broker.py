@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from types import TracebackType
+
+from albus.procs import Child
 
 
 def nats_server_binary() -> str:
@@ -64,8 +65,8 @@ class NatsServer:
         self.port = port or free_port(host)
         self.config_file = Path(config_file) if config_file else None
         self.extra_args = extra_args or []
-        self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.store_dir / "nats-server.log"
+        self.child: Child | None = None
 
     @property
     def url(self) -> str:
@@ -76,30 +77,19 @@ class NatsServer:
         args = [nats_server_binary(), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
         if self.config_file:
             args += ["-c", str(self.config_file)]
-        args += self.extra_args
-        log = self.log_path.open("ab")
-        # Own process group: stopping the broker never signals its parent's group.
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        _wait_port(self.host, self.port, self.proc, time.monotonic() + timeout, self.log_path)
+        self.child = Child("nats-server", args + self.extra_args, self.log_path).start()
+        assert self.child.proc is not None
+        _wait_port(self.host, self.port, self.child.proc, time.monotonic() + timeout, self.log_path)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if self.child is not None:
+            self.child.stop(timeout)
 
     def kill(self) -> None:
         """Crash it (SIGKILL), as a fault test would."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        if self.child is not None:
+            self.child.kill()
 
     def __enter__(self) -> NatsServer:
         return self.start()
