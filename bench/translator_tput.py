@@ -29,6 +29,7 @@ from services.common.bus import Bus
 from services.common.config import Config, load_config
 from services.common.contracts import KindSynced, KubeObject
 from services.translator.engine import Engine
+from services.translator.main import REQUIRED_KINDS
 from services.translator.offline import as_kube_object
 
 
@@ -96,7 +97,7 @@ async def _through_bus(stack: Stack, cfg: Config, evs: list[KubeObject], cfg_pat
 
     await nc.subscribe(subjects.avi_cluster(cluster), cb=on_tree)
     await nc.subscribe(subjects.trees_synced(cluster), cb=on_synced)
-    for kind in ("Service", "EndpointSlice", "Namespace"):
+    for kind in REQUIRED_KINDS:
         await bus.publish(subjects.k8s_synced(cluster, kind),
                           KindSynced(cluster=cluster, kind=kind, resource_version="0", count=0, epoch="bench"))
     proc = service("translator", cfg_path, cfg_path.parent / "logs").start()

@@ -22,6 +22,7 @@ from albus.stack import Child
 from services.common import subjects
 from services.common.bus import Bus, BusRefused
 from services.common.contracts import ApplyOutcome, KindSynced, KubeObject, TreesSynced, VsTree, decode
+from services.translator.main import REQUIRED_KINDS
 from tests.e2e.harness import wait_for
 
 CLUSTERS = ["alpha", "bravo"]
@@ -135,7 +136,7 @@ async def test_a_service_with_another_clusters_credentials_says_so_and_exits(
     _, urls = secured
     bravo = buses[natsconfig.cluster_user("bravo")]
     # Bravo's watcher has listed everything: a translator for bravo will publish its TreesSynced marker.
-    for kind in ("Service", "EndpointSlice", "Namespace", "AviInfraSetting"):
+    for kind in REQUIRED_KINDS:
         await bravo.publish(subjects.k8s_synced("bravo", kind),
                             KindSynced(cluster="bravo", kind=kind, resource_version="1", count=0, epoch="e1"))
     # A translator for bravo started with alpha's credentials.
