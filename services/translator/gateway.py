@@ -8,6 +8,9 @@ after the Gateway: VS, vsvip and l4policyset ``<cluster>--<gwNs>-<gw>``,
 pools ``<cluster>--<svcNs>-<svc>-<gw>-<PROTO>-<port>``. One service port
 per usable listener, whether or not a Service has joined it yet.
 
+A Gateway of HTTP listeners is an HTTP VS instead, built from the
+HTTPRoutes attached to it (:mod:`gateway_routes`, :mod:`gateway_http`).
+
 Services are taken oldest first (creation time, then name); a listener
 already claimed by an older Service, a port no listener matches, or a
 listener whose ``allowedRoutes.namespaces`` excludes the Service's

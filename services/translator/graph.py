@@ -66,6 +66,12 @@ class Graph:
         self._groups: dict[GroupKey, set[str]] = defaultdict(set)
         # Gateway (namespace, name) -> (namespace, name) of the Services whose labels join it
         self._joined: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+        # A Gateway's whole translation, shared by the Gateway, its Services and its routes until
+        # the next change (a flush translates them all from one state).
+        self._gateway_memo: dict[tuple[str, str], l4.Translation] = {}
+        # Gateway (namespace, name) / backend Service (namespace, name) -> the HTTPRoutes naming it
+        self._routes_by_parent: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+        self._routes_by_backend: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((kind, namespace, name))
@@ -76,6 +82,7 @@ class Graph:
         key = (ko.kind, ko.namespace, ko.name)
         old = self.objects.get(key)
         self.objects[key] = ko.obj
+        self._gateway_memo.clear()
         affected = self._unindex(key, old)
         affected |= self._index(key, ko.obj)
         return affected
@@ -83,6 +90,7 @@ class Graph:
     def remove(self, kind: str, namespace: str, name: str) -> set[ObjRef]:
         key = (kind, namespace, name)
         old = self.objects.pop(key, None)
+        self._gateway_memo.clear()
         return self._unindex(key, old) if old is not None else set()
 
     def _service_of_slice(self, obj: dict[str, Any]) -> str | None:
@@ -111,24 +119,46 @@ class Graph:
             out |= self._group_members(r.namespace, _group_of(svc)) | _gateway_of(svc)
         return out
 
-    def _routes(self) -> list[tuple[str, str, dict[str, Any]]]:
-        return [(ns, n, o) for (k, ns, n), o in self.objects.items() if k == "HTTPRoute"]
-
     def _routes_of(self, ns: str, name: str) -> list[dict[str, Any]]:
-        return [o for r_ns, _, o in sorted(self._routes(), key=lambda x: x[:2]) if (ns, name) in _parents(o, r_ns)]
+        return [self.objects[("HTTPRoute", *r)] for r in sorted(self._routes_by_parent.get((ns, name), ()))]
 
     def _gateways_routing_to(self, ns: str, service: str) -> set[ObjRef]:
         """The Gateways of the routes that send to a Service (its endpoints are their pools' members)."""
-        return {_gw_ref(*g) for r_ns, _, o in self._routes() if (ns, service) in _backends(o, r_ns)
-                for g in _parents(o, r_ns)}
+        return {_gw_ref(*g) for r in self._routes_by_backend.get((ns, service), ())
+                for g in _parents(self.objects[("HTTPRoute", *r)], r[0])}
 
-    def _with_routes(self, refs: set[ObjRef]) -> set[ObjRef]:
-        """A Gateway's translation decides its routes' status: they are recomputed with it."""
+    def _index_route(self, ns: str, name: str, route: dict[str, Any], adding: bool) -> None:
+        for index, keys in ((self._routes_by_parent, _parents(route, ns)), (self._routes_by_backend,
+                                                                             _backends(route, ns))):
+            for k in keys:
+                if adding:
+                    index[k].add((ns, name))
+                else:
+                    index[k].discard((ns, name))
+                    if not index[k]:
+                        del index[k]
+
+    def _with_dependents(self, key: Key, refs: set[ObjRef]) -> set[ObjRef]:
+        """With ``refs``, what a Gateway's translation decides: its joined Services and its routes.
+
+        Joined Services always (one leaving frees a listener for another). Routes
+        only when the change can alter their status: it depends on their Gateways
+        (listeners, class, infrastructure, namespaces, grants) and their backend
+        Services, never on other routes, so a route's own change re-translates only
+        it and its Gateways.
+        """
+        kind, ns, name = key
         out = set(refs)
+        if kind == "Service":
+            out |= {ObjRef(kind="HTTPRoute", namespace=r_ns, name=r_name)
+                    for r_ns, r_name in self._routes_by_backend.get((ns, name), ())}
         for r in refs:
-            if r.kind == "Gateway":
-                out |= {ObjRef(kind="HTTPRoute", namespace=o["metadata"].get("namespace") or "default",
-                               name=o["metadata"]["name"]) for o in self._routes_of(r.namespace, r.name)}
+            if r.kind != "Gateway":
+                continue
+            out |= self._joined_services(r.namespace, r.name)
+            if kind not in ("Service", "HTTPRoute", "EndpointSlice"):
+                out |= {ObjRef(kind="HTTPRoute", namespace=r_ns, name=r_name)
+                        for r_ns, r_name in self._routes_by_parent.get((r.namespace, r.name), ())}
         return out
 
     def _joined_services(self, ns: str, name: str) -> set[ObjRef]:
@@ -165,6 +195,7 @@ class Graph:
         if kind == "Gateway":
             return {_gw_ref(ns, name)} | self._joined_services(ns, name)
         if kind == "HTTPRoute":
+            self._index_route(ns, name, obj, adding)
             return {ObjRef(kind="HTTPRoute", namespace=ns, name=name)} | {_gw_ref(*g) for g in _parents(obj, ns)}
         if kind == "ReferenceGrant":
             return self._gateways()
@@ -177,7 +208,7 @@ class Graph:
         return set()
 
     def _index(self, key: Key, obj: dict[str, Any]) -> set[ObjRef]:
-        return self._with_routes(self._index_gateway_api(key, obj, True) | self._index_l4(key, obj))
+        return self._with_dependents(key, self._index_gateway_api(key, obj, True) | self._index_l4(key, obj))
 
     def _index_l4(self, key: Key, obj: dict[str, Any]) -> set[ObjRef]:
         kind, ns, name = key
@@ -200,7 +231,7 @@ class Graph:
     def _unindex(self, key: Key, old: dict[str, Any] | None) -> set[ObjRef]:
         if old is None:
             return set()
-        return self._with_routes(self._index_gateway_api(key, old, False) | self._unindex_l4(key, old))
+        return self._with_dependents(key, self._index_gateway_api(key, old, False) | self._unindex_l4(key, old))
 
     def _unindex_l4(self, key: Key, old: dict[str, Any]) -> set[ObjRef]:
         kind, ns, name = key
@@ -253,8 +284,8 @@ class Graph:
             return self._route(src)
         if src.kind == "Gateway":
             full = self._gateway(src.namespace, src.name)
-            full.problems = [p for p in full.problems if p.source == src]
-            return full
+            return l4.Translation(trees=list(full.trees), problems=[p for p in full.problems if p.source == src],
+                                  statuses=dict(full.statuses))
         if src.kind != "Service":
             return l4.Translation()
         svc = self.objects.get(key_of(src))
@@ -313,7 +344,15 @@ class Graph:
         return l4.Translation(statuses={src: gateway.class_status(cls, problems)})
 
     def _gateway(self, ns: str, name: str) -> l4.Translation:
-        """The whole Gateway: its tree and status, and the problems of the Gateway and of every joined Service."""
+        """The whole Gateway: its tree and status, and the problems of the Gateway and of every joined Service.
+
+        Shared (memoised): callers copy what they hand on.
+        """
+        if (ns, name) not in self._gateway_memo:
+            self._gateway_memo[(ns, name)] = self._translate_gateway(ns, name)
+        return self._gateway_memo[(ns, name)]
+
+    def _translate_gateway(self, ns: str, name: str) -> l4.Translation:
         gw = self.get("Gateway", ns, name)
         cls = self._class_of(gw) if gw is not None else None
         if gw is None or cls is None or not self.namespace_selected(ns):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.contracts import ApplyOutcome, GatewayStatus, ListenerStatus, ObjRef, SourceReport
+from services.common.contracts import (
+    ApplyOutcome,
+    GatewayStatus,
+    ListenerStatus,
+    ObjRef,
+    RouteParentStatus,
+    SourceReport,
+)
 from services.health import gateway_status as gs
 
 GW = ObjRef(kind="Gateway", namespace="nf", name="core")
@@ -89,3 +96,27 @@ def test_class_status() -> None:
     assert [(c["type"], c["status"], c["reason"]) for c in want["conditions"]] == [
         ("Accepted", "False", "InvalidParameters")]
     assert [e.reason for e in gs.plan(cls, want, "GatewayClass").events] == ["InvalidParameters"]
+
+
+def test_route_parents_keep_other_controllers_entries_and_settle() -> None:
+    theirs = {"parentRef": {"name": "x"}, "controllerName": "example.com/lb", "conditions": []}
+    route = {"kind": "HTTPRoute", "metadata": {"name": "r", "namespace": "shop", "resourceVersion": "3"},
+             "status": {"parents": [theirs]}}
+    st = GatewayStatus(generation=2, parents=(
+        RouteParentStatus(gateway_namespace="shop", gateway_name="web", section_name="http"),
+        RouteParentStatus(gateway_namespace="shop", gateway_name="api", resolved_refs=False,
+                          refs_reason="RefNotPermitted", message="no grant")))
+    want = gs.route_status(route, st, NOW)
+    assert want["parents"][0] == theirs
+    mine = want["parents"][1:]
+    assert [p["parentRef"] for p in mine] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "shop", "name": "web",
+         "sectionName": "http"},
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "shop", "name": "api"}]
+    assert {p["controllerName"] for p in mine} == {"ako.vmware.com/avi-lb"}
+    assert [(c["type"], c["status"], c["reason"]) for c in mine[1]["conditions"]] == [
+        ("Accepted", "True", "Accepted"), ("ResolvedRefs", "False", "RefNotPermitted")]
+    p = gs.plan(route, want, "HTTPRoute")
+    assert p.patch is not None and p.events == []
+    written = {**route, "status": want}
+    assert gs.plan(written, gs.route_status(written, st, LATER), "HTTPRoute").empty

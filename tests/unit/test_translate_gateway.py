@@ -327,3 +327,30 @@ def test_replay_of_the_same_state_publishes_nothing() -> None:
         again.observe(ko)
     again.mark_all()
     assert not again.flush()
+
+
+def test_a_service_leaving_frees_its_listener_for_the_next_one() -> None:
+    e = engine([gwclass(), gw(*SIP), svc("old", (8443, "TCP"), created="2026-01-01T00:00:00Z"),
+                svc("young", (8443, "TCP"), created="2026-01-02T00:00:00Z")])
+    e.flush()
+    young = ObjRef(kind="Service", namespace="nf", name="young")
+    assert [p.reason for p in e.problems[young]] == ["ListenerConflict"]
+    delete(e, "Service", "nf", "old")
+    changes = e.flush()
+    assert young not in e.problems
+    assert [r.problems for r in changes.reports if r.source == young] == [()]
+    (tree,) = changes.trees
+    assert young in tree.sources and [o.name for o in tree.objects if o.type == "pool"] == [
+        "c1--nf-young-core-TCP-8443"]
+
+
+def test_class_handed_to_another_controller_releases_the_gateway_and_tells_the_services() -> None:
+    e = engine([gwclass(), gw(*SIP), svc("sig", (8443, "TCP"))])
+    e.flush()
+    ko = as_kube_object(gwclass(controller="example.com/lb"), "c1")
+    assert ko is not None
+    e.observe(ko)
+    changes = e.flush()
+    assert [(t.vs_name, t.deleted) for t in changes.trees] == [("c1--nf-core", True)]
+    (p,) = e.problems[ObjRef(kind="Service", namespace="nf", name="sig")]
+    assert p.reason == "GatewayNotFound" and "not of a GatewayClass" in p.message

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.contracts import ObjRef, RouteParentStatus
-from services.translator.offline import translate_documents
+from services.translator.offline import as_kube_object, translate_documents
 from tests.unit.test_translate_gateway import CFG, engine
 
 GWAPI = "gateway.networking.k8s.io"
@@ -258,3 +258,28 @@ def test_mixed_gateway_keeps_l4_listeners_and_refuses_http() -> None:
     by = {li.name: li for li in st.listeners}
     assert (by["http"].accepted, by["http"].accepted_reason) == (False, "UnsupportedProtocol")
     assert by["sip"].accepted
+
+
+def test_a_change_recomputes_only_what_it_can_alter() -> None:
+    docs = [*BASE, route("ra", {"backendRefs": [backend("a")]}), route("rb", {"backendRefs": [backend("b")]})]
+    e = engine(docs)
+    e.flush()
+    gw_ref = ObjRef(kind="Gateway", namespace="shop", name="web")
+
+    def refs(*names: str) -> set[ObjRef]:
+        return {ObjRef(kind="HTTPRoute", namespace="shop", name=n) for n in names}
+
+    changed = route("ra", {"backendRefs": [backend("canary")]})
+    ko = as_kube_object(changed, "c1")
+    assert ko is not None
+    assert e.observe(ko) == refs("ra") | {gw_ref}  # not rb: a route's status never depends on another route
+    ko = as_kube_object(svc("b"), "c1")
+    assert ko is not None
+    assert e.observe(ko) == refs("rb") | {gw_ref, ObjRef(kind="Service", namespace="shop", name="b")}
+    ko = as_kube_object(gw(), "c1")
+    assert ko is not None
+    assert e.observe(ko) == refs("ra", "rb") | {gw_ref}
+    out = e.flush()
+    (tree,) = out.trees
+    pools = [o.name for o in tree.objects if o.type == "pool"]
+    assert pools == ["c1--shop-web-shop-ra-0-shop-canary-80", "c1--shop-web-shop-rb-0-shop-b-80"]
