@@ -23,10 +23,23 @@ Key = tuple[str, str]
 GATEWAY_KINDS = ("Gateway", "GatewayClass")
 CONTROLLER = "ako.vmware.com/avi-lb"
 GROUP = "gateway.networking.k8s.io"
+# Route kind -> (API version, plural) as albus reads and writes them.
+ROUTES = {"HTTPRoute": ("v1", "httproutes"), "TCPRoute": ("v1alpha2", "tcproutes"),
+          "UDPRoute": ("v1alpha2", "udproutes"), "TLSRoute": ("v1alpha2", "tlsroutes")}
+ROUTE_KINDS = tuple(ROUTES)
 
 
 def key_of(ref: ObjRef) -> Key:
+    """(namespace, name); a route's name is ``<Kind>/<name>``, since one loop serves every route kind."""
+    if ref.kind in ROUTES:
+        return (ref.namespace, f"{ref.kind}/{ref.name}")
     return ("" if ref.kind == "GatewayClass" else ref.namespace, ref.name)
+
+
+def route_of(key: Key) -> tuple[str, str, str]:
+    """(kind, namespace, name) of a route's key."""
+    kind, name = key[1].split("/", 1)
+    return kind, key[0], name
 
 
 class GatewayState:

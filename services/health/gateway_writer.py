@@ -85,18 +85,31 @@ class GatewayReconciler(HealthReconciler):
 
 
 class RouteReconciler(GatewayReconciler):
-    """HTTPRoutes' ``status.parents`` (its own loop: a route and a Gateway may share a namespace and name)."""
+    """Every route kind's ``status.parents`` (its own loop: a route and a Gateway may share a namespace and name).
 
-    KINDS = ("HTTPRoute",)
+    Keys are ``(namespace, "<Kind>/<name>")`` (:func:`gateway_status.key_of`).
+    """
+
+    KINDS = gs.ROUTE_KINDS
 
     async def _on_outcome(self, d: Delivery) -> None:
         return None  # a route's status depends on translation only
 
     def _kind(self, key: gs.Key) -> str:
-        return "HTTPRoute"
+        return gs.route_of(key)[0]
+
+    def _describe(self, key: gs.Key) -> str:
+        kind, ns, name = gs.route_of(key)
+        return f"{kind} {ns}/{name}"
 
     def _path(self, key: gs.Key) -> str:
-        return f"{API}/namespaces/{key[0]}/httproutes/{key[1]}"
+        kind, ns, name = gs.route_of(key)
+        version, plural = gs.ROUTES[kind]
+        return f"/apis/{gs.GROUP}/{version}/namespaces/{ns}/{plural}/{name}"
+
+    def _announce(self, obj: dict[str, Any], ev: EventSpec) -> None:
+        kind = str(obj.get("kind") or "HTTPRoute")
+        self.writer.event(obj, ev, api_version=f"{gs.GROUP}/{gs.ROUTES.get(kind, ('v1', ''))[0]}", kind=kind)
 
     def _want(self, key: gs.Key, obj: dict[str, Any], st: GatewayStatus, now: str) -> dict[str, Any]:
         return gs.route_status(obj, st, now)

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.config import Config
-from services.common.contracts import GatewayStatus, ObjRef, Problem, Severity
-from services.translator import gateway_http, l4, naming, vip
+from services.common.contracts import GatewayStatus, ObjRef, Problem, RouteParentStatus, Severity
+from services.translator import gateway_http, gateway_l4, gateway_tls, l4, naming, vip
 from services.translator import gateway_listeners as gl
 from services.translator import gateway_routes as gr
 from services.translator import infra as infra_mod
@@ -34,6 +34,8 @@ from services.translator.infra import Infra
 from services.translator.refs import markers
 
 CONTROLLER = "ako.vmware.com/avi-lb"
+ROUTE_KINDS = gr.ROUTE_KINDS
+L4_ROUTE_KINDS = gateway_l4.L4_ROUTE_KINDS
 NAME_LABEL = "ako.vmware.com/gateway-name"
 NAMESPACE_LABEL = "ako.vmware.com/gateway-namespace"
 
@@ -121,13 +123,17 @@ class _Assignment:
     sources: list[ObjRef]
     problems: list[Problem]
     attached: dict[str, int]
+    claimed: dict[str, ObjRef]  # listener name -> the Service serving it
 
 
 def _assign(gw_ns: str, gw_name: str, listeners: list[gl.Listener], open_names: set[str],
-            joined: list[Joined], cluster: str) -> _Assignment:
-    """Each joined Service port to the listener of the same port and protocol, first come first served."""
-    out = _Assignment([], [], [], {})
-    claimed: dict[str, ObjRef] = {}
+            joined: list[Joined], cluster: str, first_routes: dict[str, gr.Rule]) -> _Assignment:
+    """Each joined Service port to the listener of the same port and protocol, first come first served.
+
+    ``first_routes``: the oldest route on each listener; a Service younger than it does not get the listener.
+    """
+    out = _Assignment([], [], [], {}, {})
+    claimed = out.claimed
     for j in sorted(joined, key=Joined.order):
         src, took, why = j.ref, 0, []
         ports = (j.svc.get("spec") or {}).get("ports") or []
@@ -141,10 +147,16 @@ def _assign(gw_ns: str, gw_name: str, listeners: list[gl.Listener], open_names: 
             elif not gl.namespace_allowed(li, gw_ns, src.namespace, j.ns_labels):
                 why.append(("NotAllowedByListener", f"port {number}/{proto}: listener {li.name} does not allow "
                                                     f"namespace {src.namespace} (allowedRoutes.namespaces)"))
+            elif not gl.kind_allowed(li, gl.SERVICE_KIND):
+                why.append(("NotAllowedByListener", f"port {number}/{proto}: listener {li.name} does not allow "
+                                                    "Services (allowedRoutes.kinds)"))
             elif li.name in claimed:
                 other = claimed[li.name]
                 why.append(("ListenerConflict", f"port {number}/{proto}: listener {li.name} is already served by "
                                                 f"Service {other.namespace}/{other.name}"))
+            elif li.name in first_routes and first_routes[li.name].order()[:3] < j.order():
+                why.append(("ListenerConflict", f"port {number}/{proto}: listener {li.name} is already served by "
+                                                f"the older {first_routes[li.name].describe()}"))
             else:
                 claimed[li.name] = src
                 took += 1
@@ -166,9 +178,9 @@ def _assign(gw_ns: str, gw_name: str, listeners: list[gl.Listener], open_names: 
 
 @dataclass(frozen=True)
 class RouteInputs:
-    """What HTTPRoutes on the Gateway need from the graph."""
+    """What the routes on the Gateway need from the graph."""
 
-    routes: list[dict[str, Any]]  # the HTTPRoutes whose parentRefs name the Gateway
+    routes: list[gr.Route]  # (kind, route) of every route whose parentRefs name the Gateway
     ns_labels: Callable[[str], dict[str, str]]
     services: gr.ServiceLookup
     grants: list[dict[str, Any]]
@@ -177,13 +189,26 @@ class RouteInputs:
 NO_ROUTES = RouteInputs([], lambda _ns: {}, lambda _ns, _n: None, [])
 
 
-def _route_statuses(att: gr.Attached, routes: list[dict[str, Any]]) -> dict[ObjRef, GatewayStatus]:
+def _route_statuses(parents: dict[gr.RouteKey, list[RouteParentStatus]],
+                    routes: list[gr.Route]) -> dict[ObjRef, GatewayStatus]:
     out: dict[ObjRef, GatewayStatus] = {}
-    for r in routes:
+    for kind, r in routes:
         m = r["metadata"]
-        key = (m.get("namespace") or "default", m["name"])
-        out[ObjRef(kind="HTTPRoute", namespace=key[0], name=key[1])] = GatewayStatus(
-            generation=_generation(r), parents=tuple(att.parents.get(key, ())))
+        key = (kind, m.get("namespace") or "default", m["name"])
+        out[ObjRef(kind=kind, namespace=key[1], name=key[2])] = GatewayStatus(
+            generation=_generation(r), parents=tuple(parents.get(key, ())))
+    return out
+
+
+def _with_notes(parents: dict[gr.RouteKey, list[RouteParentStatus]],
+                notes: dict[tuple[str, str, str, int], list[str]]) -> dict[gr.RouteKey, list[RouteParentStatus]]:
+    """Parent statuses with the L4 notes (who serves a listener instead) added to their messages."""
+    out = dict(parents)
+    for (kind, ns, name, i), texts in notes.items():
+        st = list(out[(kind, ns, name)])
+        msg = "; ".join(x for x in (st[i].message, *texts) if x)
+        st[i] = st[i].model_copy(update={"message": msg})
+        out[(kind, ns, name)] = st
     return out
 
 
@@ -198,10 +223,13 @@ def translate_gateway(gateway: dict[str, Any], chosen: Infra | None, infra_probl
     listeners = gl.listeners_of(gateway)
     first = gl.judge(listeners, {})
     open_names = {s.name for s in first if gl.usable(s)}
-    assigned = _assign(ns, name, listeners, open_names, joined, cfg.cluster)
     att = gr.attach(ns, name, listeners, open_names, http.routes, http.ns_labels, http.services, http.grants)
-    statuses = gl.judge(listeners, {**assigned.attached, **att.attached})
-    routes = _route_statuses(att, http.routes)
+    assigned = _assign(ns, name, listeners, open_names, joined, cfg.cluster,
+                       gateway_l4.first_routes(att.rules, listeners))
+    statuses = gl.judge(listeners, {n: assigned.attached.get(n, 0) + att.attached.get(n, 0)
+                                    for n in {*assigned.attached, *att.attached}})
+    l4_routes = gateway_l4.plan(listeners, att.rules, assigned.claimed, cfg.cluster, ns, name)
+    routes = _route_statuses(_with_notes(att.parents, l4_routes.notes), http.routes)
     bad = [s.name for s in statuses if not s.accepted]
     accepted = GatewayStatus(generation=gen, reason="ListenersNotValid" if bad else "Accepted",
                              message=f"listeners not valid: {', '.join(bad)}" if bad else "", listeners=tuple(statuses))
@@ -226,11 +254,13 @@ def translate_gateway(gateway: dict[str, Any], chosen: Infra | None, infra_probl
     vs_name = naming.gateway_vs(cfg.cluster, ns, name)
     if gl.is_l7(listeners):
         ports = [li.port for li in listeners if li.name in open_names]
-        tree = gateway_http.build_l7_tree(vs_name, ns, name, (src,), the_vip, chosen, ports, att.rules, cfg, tenant)
+        rules = [r for r in att.rules if r.kind == "HTTPRoute"]
+        tree = gateway_http.build_l7_tree(vs_name, ns, name, (src,), the_vip, chosen, ports, rules, cfg, tenant)
         return l4.Translation(trees=[tree], problems=assigned.problems, statuses={src: accepted, **routes})
-    served = {(p.protocol, p.number) for p in assigned.ports}
-    listen_only = tuple(sorted({(li.protocol, li.port) for li in listeners
-                                if li.name in open_names and (li.protocol, li.port) not in served}))
+    served = {(p.protocol, p.number) for p in assigned.ports} | {g.listener for g in l4_routes.groups if g.listener}
+    # A TLS listener's port is a TCP port of the VS (the datascript reads the server name).
+    listen_only = tuple(sorted({(li.transport, li.port) for li in listeners
+                                if li.name in open_names and (li.transport, li.port) not in served}))
     plan = l4.L4Plan(
         vs_name=vs_name, namespace=ns, sources=(src, *sorted(assigned.sources, key=lambda r: r.key())),
         vip=the_vip, infra=chosen, ports=assigned.ports,
@@ -238,6 +268,9 @@ def translate_gateway(gateway: dict[str, Any], chosen: Infra | None, infra_probl
         policy_markers=markers(cfg.cluster, GatewayName=name, GatewayNamespace=ns,
                                Protocol=",".join(sorted({li.protocol for li in listeners if li.name in open_names}))),
         listen_only=listen_only,
+        groups=l4_routes.groups,
+        datascript=gateway_tls.datascript(vs_name, l4_routes.by_sni, cfg, tenant, ns, name)
+        if l4_routes.by_sni else None,
     )
     return l4.Translation(trees=[l4.build_tree(plan, cfg, tenant)], problems=assigned.problems,
                           statuses={src: accepted, **routes})

@@ -16,7 +16,7 @@ from typing import Any
 from services.common.config import Config
 from services.common.contracts import AviObject, ObjRef, VsTree
 from services.translator import l4, naming
-from services.translator.gateway_routes import Rule
+from services.translator.gateway_routes import Rule, weights_to_ratios
 from services.translator.infra import Infra
 from services.translator.refs import markers, ref
 
@@ -119,14 +119,6 @@ def _match(r: Rule, m: dict[str, Any], path: tuple[str, str], host: dict[str, An
     return out
 
 
-def _ratios(weights: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    """Weights go to 1,000,000, ratios to 1000: scaled down when needed, proportions kept."""
-    top = max((w for _, w in weights), default=0)
-    if top <= MAX_RATIO:
-        return weights
-    return [(n, max(1, round(w * MAX_RATIO / top))) for n, w in weights]
-
-
 def rule_names(cluster: str, gw_ns: str, gw: str, r: Rule) -> str:
     """The poolgroup of a route rule (the policy rules of the rule carry the same name, suffixed)."""
     return naming.fit(f"{naming.prefix(cluster)}{gw_ns}-{gw}-{r.route_ns}-{r.route}-{r.index}", cluster)
@@ -150,7 +142,7 @@ def build_l7_tree(vs_name: str, gw_ns: str, gw_name: str, sources: tuple[ObjRef,
             pools.append(l4.pool_object(l4.PortPlan(b.name, b.port, b.slices, name, route_markers), common))
             if b.weight > 0:
                 weights.append((name, b.weight))
-        members = [{"pool_ref": ref("pool", n), "ratio": w} for n, w in _ratios(weights)]
+        members = [{"pool_ref": ref("pool", n), "ratio": w} for n, w in weights_to_ratios(weights, MAX_RATIO)]
         actions, resp_hdrs = _filters(r.rule)
         if members:
             groups.append(AviObject(type="poolgroup", name=pg, body={

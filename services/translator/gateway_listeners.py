@@ -2,10 +2,11 @@
 
 Pure. The statuses use the Gateway API's standard condition reasons. This
 release serves the L4 listener protocols (TCP, UDP, and SCTP as an albus
-extension), to which Services join by label, or HTTP listeners for
-HTTPRoutes — not both on one Gateway (its VS is either L4 or HTTP); HTTPS
-and TLS listeners are reported ``Accepted=False`` with
-``UnsupportedProtocol`` (docs/gateway-api.md).
+extension), to which Services join by label and TCPRoutes/UDPRoutes attach,
+TLS listeners in ``Passthrough`` mode for TLSRoutes, or HTTP listeners for
+HTTPRoutes — not HTTP and the others on one Gateway (its VS is either L4 or
+HTTP); HTTPS listeners and TLS ``Terminate`` are reported ``Accepted=False``
+with ``UnsupportedProtocol`` (docs/gateway-api.md).
 """
 
 from __future__ import annotations
@@ -20,8 +21,19 @@ L4_PROTOCOLS = ("TCP", "UDP", "SCTP")
 # The transport a listener protocol occupies its port with: two listeners on
 # one port conflict only when they share it.
 TRANSPORT = {"HTTP": "TCP", "HTTPS": "TCP", "TLS": "TCP", "TCP": "TCP", "UDP": "UDP", "SCTP": "SCTP"}
+GROUP = "gateway.networking.k8s.io"
 SERVICE_KIND = "/Service"  # a joined Service, as a "<group>/<Kind>" with the core group
-HTTP_ROUTE_KIND = "gateway.networking.k8s.io/HTTPRoute"
+HTTP_ROUTE_KIND = f"{GROUP}/HTTPRoute"
+TCP_ROUTE_KIND = f"{GROUP}/TCPRoute"
+UDP_ROUTE_KIND = f"{GROUP}/UDPRoute"
+TLS_ROUTE_KIND = f"{GROUP}/TLSRoute"
+# What may attach to a listener of each protocol, as "<group>/<Kind>" (the order is supportedKinds').
+KINDS_BY_PROTOCOL: dict[str, tuple[str, ...]] = {
+    "HTTP": (HTTP_ROUTE_KIND,), "TCP": (SERVICE_KIND, TCP_ROUTE_KIND), "UDP": (SERVICE_KIND, UDP_ROUTE_KIND),
+    "SCTP": (SERVICE_KIND,), "TLS": (TLS_ROUTE_KIND,),
+}
+# The listener protocol each route kind attaches to.
+ROUTE_PROTOCOL = {"HTTPRoute": "HTTP", "TCPRoute": "TCP", "UDPRoute": "UDP", "TLSRoute": "TLS"}
 
 
 @dataclass(frozen=True)
@@ -31,16 +43,22 @@ class Listener:
     protocol: str
     allowed: dict[str, Any]  # spec.allowedRoutes
     hostname: str = ""
+    tls_mode: str = ""  # spec.listeners[].tls.mode ("Terminate" when tls is given without a mode)
 
     @property
     def transport(self) -> str:
         return TRANSPORT.get(self.protocol, self.protocol)
 
 
+def _tls_mode(li: dict[str, Any]) -> str:
+    tls = li.get("tls")
+    return str(tls.get("mode") or "Terminate") if isinstance(tls, dict) else ""
+
+
 def listeners_of(gateway: dict[str, Any]) -> list[Listener]:
     return [Listener(name=str(li.get("name") or ""), port=int(li.get("port") or 0),
                      protocol=str(li.get("protocol") or ""), allowed=li.get("allowedRoutes") or {},
-                     hostname=str(li.get("hostname") or ""))
+                     hostname=str(li.get("hostname") or ""), tls_mode=_tls_mode(li))
             for li in (gateway.get("spec") or {}).get("listeners") or []]
 
 
@@ -61,30 +79,49 @@ def _conflicts(listeners: list[Listener]) -> dict[str, str]:
     return out
 
 
-def _route_kinds(li: Listener) -> tuple[bool, tuple[str, ...]]:
-    """(every asked-for kind is supported, the supported kinds) for ``allowedRoutes.kinds``."""
-    native = HTTP_ROUTE_KIND if li.protocol == "HTTP" else SERVICE_KIND
+def _asked_kinds(li: Listener) -> list[str] | None:
     asked = li.allowed.get("kinds")
     if not asked:
-        return True, (native,)
-    kinds = [f"{k.get('group', 'gateway.networking.k8s.io')}/{k.get('kind', '')}" for k in asked]
-    ok = tuple(k for k in kinds if k == native)
+        return None
+    return [f"{k.get('group', GROUP)}/{k.get('kind', '')}" for k in asked]
+
+
+def _route_kinds(li: Listener) -> tuple[bool, tuple[str, ...]]:
+    """(every asked-for kind is supported, the supported kinds) for ``allowedRoutes.kinds``."""
+    native = KINDS_BY_PROTOCOL.get(li.protocol, ())
+    kinds = _asked_kinds(li)
+    if kinds is None:
+        return True, native
+    ok = tuple(k for k in native if k in kinds)
     return len(ok) == len(kinds), ok
+
+
+def kind_allowed(li: Listener, kind: str) -> bool:
+    """May ``kind`` ("<group>/<Kind>") attach to this listener (its protocol and ``allowedRoutes.kinds``)?"""
+    asked = _asked_kinds(li)
+    return kind in KINDS_BY_PROTOCOL.get(li.protocol, ()) and (asked is None or kind in asked)
+
+
+def _is_l4(li: Listener) -> bool:
+    """A listener of the L4 VS: TCP, UDP, SCTP, and TLS (served as passthrough)."""
+    return li.protocol in L4_PROTOCOLS or li.protocol == "TLS"
 
 
 def _unserved(li: Listener, l7_gateway: bool) -> str:
     """Why albus cannot serve this listener ("" when it can)."""
     if li.protocol == "HTTP":
         return "" if l7_gateway else \
-            "HTTP listeners are served on Gateways without TCP/UDP/SCTP listeners; use a second Gateway"
-    if li.protocol not in L4_PROTOCOLS:
-        return f"protocol {li.protocol} is not served by albus yet; HTTP, TCP, UDP and SCTP listeners are"
+            "HTTP listeners are served on Gateways without TCP/UDP/SCTP/TLS listeners; use a second Gateway"
+    if li.protocol == "TLS" and li.tls_mode != "Passthrough":
+        return "TLS listeners are served in mode Passthrough only; Terminate needs certificates (not built yet)"
+    if not _is_l4(li):
+        return f"protocol {li.protocol} is not served by albus yet; HTTP, TCP, UDP, SCTP and TLS listeners are"
     return ""
 
 
 def is_l7(listeners: list[Listener]) -> bool:
     """An HTTP Gateway: HTTP listeners and no L4 one (the VS is an HTTP VS)."""
-    return any(li.protocol == "HTTP" for li in listeners) and not any(li.protocol in L4_PROTOCOLS for li in listeners)
+    return any(li.protocol == "HTTP" for li in listeners) and not any(_is_l4(li) for li in listeners)
 
 
 def judge(listeners: list[Listener], attached: dict[str, int]) -> list[ListenerStatus]:
@@ -106,7 +143,8 @@ def judge(listeners: list[Listener], attached: dict[str, int]) -> list[ListenerS
             refs_reason="ResolvedRefs" if all_kinds else "InvalidRouteKinds", supported_kinds=kinds,
             attached=attached.get(li.name, 0),
             message=f"another listener uses port {li.port}/{li.transport}" if conflicted else
-            ("" if all_kinds else f"allowedRoutes.kinds: only {kinds or (SERVICE_KIND, HTTP_ROUTE_KIND)} attach")))
+            ("" if all_kinds else
+             f"allowedRoutes.kinds: only {KINDS_BY_PROTOCOL.get(li.protocol, ())} attach to {li.protocol}")))
     return out
 
 

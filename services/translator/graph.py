@@ -21,7 +21,10 @@ Key = tuple[str, str, str]  # kind, namespace, name
 GroupKey = tuple[str, str]  # namespace, shared-VIP key
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-SOURCE_KINDS = ("Service", "Gateway", "GatewayClass", "HTTPRoute")
+ROUTE_KINDS = gateway.ROUTE_KINDS  # HTTPRoute, TCPRoute, UDPRoute, TLSRoute
+L4_ROUTE_KINDS = gateway.L4_ROUTE_KINDS
+SOURCE_KINDS = ("Service", "Gateway", "GatewayClass", *ROUTE_KINDS)
+RouteKey = tuple[str, str, str]  # kind, namespace, name
 
 
 def key_of(ref: ObjRef) -> Key:
@@ -51,6 +54,10 @@ def _backends(route: dict[str, Any], route_ns: str) -> set[tuple[str, str]]:
         "rules") or [] for b in rule.get("backendRefs") or []}
 
 
+def _route_ref(key: RouteKey) -> ObjRef:
+    return ObjRef(kind=key[0], namespace=key[1], name=key[2])
+
+
 def _gateway_of(svc: dict[str, Any] | None) -> set[ObjRef]:
     joined = gateway.joined_to(svc) if svc is not None else None
     return {_gw_ref(*joined)} if joined else set()
@@ -69,9 +76,9 @@ class Graph:
         # A Gateway's whole translation, shared by the Gateway, its Services and its routes until
         # the next change (a flush translates them all from one state).
         self._gateway_memo: dict[tuple[str, str], l4.Translation] = {}
-        # Gateway (namespace, name) / backend Service (namespace, name) -> the HTTPRoutes naming it
-        self._routes_by_parent: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
-        self._routes_by_backend: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+        # Gateway (namespace, name) / backend Service (namespace, name) -> the routes naming it
+        self._routes_by_parent: dict[tuple[str, str], set[RouteKey]] = defaultdict(set)
+        self._routes_by_backend: dict[tuple[str, str], set[RouteKey]] = defaultdict(set)
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((kind, namespace, name))
@@ -119,26 +126,27 @@ class Graph:
             out |= self._group_members(r.namespace, _group_of(svc)) | _gateway_of(svc)
         return out
 
-    def _routes_of(self, ns: str, name: str) -> list[dict[str, Any]]:
-        return [self.objects[("HTTPRoute", *r)] for r in sorted(self._routes_by_parent.get((ns, name), ()))]
+    def _routes_of(self, ns: str, name: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(r[0], self.objects[r]) for r in sorted(self._routes_by_parent.get((ns, name), ()))]
 
     def _gateways_routing_to(self, ns: str, service: str) -> set[ObjRef]:
         """The Gateways of the routes that send to a Service (its endpoints are their pools' members)."""
         return {_gw_ref(*g) for r in self._routes_by_backend.get((ns, service), ())
-                for g in _parents(self.objects[("HTTPRoute", *r)], r[0])}
+                for g in _parents(self.objects[r], r[1])}
 
-    def _index_route(self, ns: str, name: str, route: dict[str, Any], adding: bool) -> None:
+    def _index_route(self, key: RouteKey, route: dict[str, Any], adding: bool) -> None:
+        ns = key[1]
         for index, keys in ((self._routes_by_parent, _parents(route, ns)), (self._routes_by_backend,
                                                                              _backends(route, ns))):
             for k in keys:
                 if adding:
-                    index[k].add((ns, name))
+                    index[k].add(key)
                 else:
-                    index[k].discard((ns, name))
+                    index[k].discard(key)
                     if not index[k]:
                         del index[k]
 
-    def _with_dependents(self, key: Key, refs: set[ObjRef]) -> set[ObjRef]:
+    def _with_dependents(self, key: Key, refs: set[ObjRef], obj: dict[str, Any]) -> set[ObjRef]:
         """With ``refs``, what a Gateway's translation decides: its joined Services and its routes.
 
         Joined Services always (one leaving frees a listener for another). Routes
@@ -150,15 +158,17 @@ class Graph:
         kind, ns, name = key
         out = set(refs)
         if kind == "Service":
-            out |= {ObjRef(kind="HTTPRoute", namespace=r_ns, name=r_name)
-                    for r_ns, r_name in self._routes_by_backend.get((ns, name), ())}
+            out |= {_route_ref(r) for r in self._routes_by_backend.get((ns, name), ())}
+        # On an L4 listener one source serves: an L4 route or a joined Service changing may
+        # pass the listener to (or take it from) the other routes there.
+        takes_listeners = _gateway_of(obj) if kind == "Service" else set()
         for r in refs:
             if r.kind != "Gateway":
                 continue
             out |= self._joined_services(r.namespace, r.name)
-            if kind not in ("Service", "HTTPRoute", "EndpointSlice"):
-                out |= {ObjRef(kind="HTTPRoute", namespace=r_ns, name=r_name)
-                        for r_ns, r_name in self._routes_by_parent.get((r.namespace, r.name), ())}
+            if kind not in ("Service", "EndpointSlice", *ROUTE_KINDS) or kind in L4_ROUTE_KINDS \
+                    or r in takes_listeners:
+                out |= {_route_ref(k) for k in self._routes_by_parent.get((r.namespace, r.name), ())}
         return out
 
     def _joined_services(self, ns: str, name: str) -> set[ObjRef]:
@@ -194,9 +204,9 @@ class Graph:
             return backing
         if kind == "Gateway":
             return {_gw_ref(ns, name)} | self._joined_services(ns, name)
-        if kind == "HTTPRoute":
-            self._index_route(ns, name, obj, adding)
-            return {ObjRef(kind="HTTPRoute", namespace=ns, name=name)} | {_gw_ref(*g) for g in _parents(obj, ns)}
+        if kind in ROUTE_KINDS:
+            self._index_route(key, obj, adding)
+            return {_route_ref(key)} | {_gw_ref(*g) for g in _parents(obj, ns)}
         if kind == "ReferenceGrant":
             return self._gateways()
         if kind == "GatewayClass":
@@ -208,7 +218,7 @@ class Graph:
         return set()
 
     def _index(self, key: Key, obj: dict[str, Any]) -> set[ObjRef]:
-        return self._with_dependents(key, self._index_gateway_api(key, obj, True) | self._index_l4(key, obj))
+        return self._with_dependents(key, self._index_gateway_api(key, obj, True) | self._index_l4(key, obj), obj)
 
     def _index_l4(self, key: Key, obj: dict[str, Any]) -> set[ObjRef]:
         kind, ns, name = key
@@ -231,7 +241,7 @@ class Graph:
     def _unindex(self, key: Key, old: dict[str, Any] | None) -> set[ObjRef]:
         if old is None:
             return set()
-        return self._with_dependents(key, self._index_gateway_api(key, old, False) | self._unindex_l4(key, old))
+        return self._with_dependents(key, self._index_gateway_api(key, old, False) | self._unindex_l4(key, old), old)
 
     def _unindex_l4(self, key: Key, old: dict[str, Any]) -> set[ObjRef]:
         kind, ns, name = key
@@ -280,7 +290,7 @@ class Graph:
         """Desired trees and problems of one source; empty when it is gone or not ours."""
         if src.kind == "GatewayClass":
             return self._gateway_class(src)
-        if src.kind == "HTTPRoute":
+        if src.kind in ROUTE_KINDS:
             return self._route(src)
         if src.kind == "Gateway":
             full = self._gateway(src.namespace, src.name)
@@ -381,7 +391,7 @@ class Graph:
 
     def _route(self, src: ObjRef) -> l4.Translation:
         """A route's standing with each of albus's Gateways it names (only those; others are not ours)."""
-        route = self.get("HTTPRoute", src.namespace, src.name)
+        route = self.get(src.kind, src.namespace, src.name)
         if route is None:
             return l4.Translation()
         parents = []

@@ -9,7 +9,6 @@ same way for a dedicated and a shared VIP.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +67,20 @@ class PortPlan:
         return int(self.port["port"])
 
 
+@dataclass(frozen=True)
+class GroupPlan:
+    """A pool group of weighted backend pools (a Gateway route's rule).
+
+    With a ``listener`` (protocol, port) the L4 policy selects the group there;
+    without one a datascript selects it (TLS passthrough by server name).
+    """
+
+    name: str
+    members: tuple[tuple[PortPlan, int], ...]  # (backend pool, ratio)
+    markers: list[dict[str, Any]]
+    listener: tuple[str, int] | None = None
+
+
 @dataclass
 class L4Plan:
     """Everything one L4 tree is made of; the vsvip and l4policyset are named as the VS (AKO)."""
@@ -84,6 +97,9 @@ class L4Plan:
     fqdns: list[str] = field(default_factory=list)
     # (protocol, port) the VS listens on without a pool yet: a Gateway listener no Service has joined.
     listen_only: tuple[tuple[str, int], ...] = ()
+    groups: list[GroupPlan] = field(default_factory=list)
+    # A vsdatascriptset named as the VS, run on every connection (TLS passthrough on a Gateway).
+    datascript: AviObject | None = None
 
 
 def handles(svc: dict[str, Any], cfg: Config) -> bool:
@@ -131,7 +147,12 @@ def endpoints_for_port(port: dict[str, Any], slices: list[dict[str, Any]]) -> tu
             # Duplicates across slices (during a slice split): ready wins.
             if prev is None or (ready and not prev.ready):
                 seen[ip] = Member(ip, target, ready)
-    return sorted(seen.values(), key=lambda m: (ipaddress.ip_address(m.ip).version, ipaddress.ip_address(m.ip))), target
+    return sorted(seen.values(), key=_address_order), target
+
+
+def _address_order(m: Member) -> tuple[int, vip.IpAddr]:
+    a = vip.address(m.ip)
+    return a.version, a
 
 
 def check_ports(svc: dict[str, Any], src: ObjRef) -> list[Problem]:
@@ -194,15 +215,30 @@ def vsvip_object(name: str, common: dict[str, Any], cfg: Config, the_vip: dict[s
     return AviObject(type="vsvip", name=name, body=vsvip)
 
 
+def _select(kind: str, name: str) -> dict[str, Any]:
+    if kind == "pool":
+        return {"action_type": "L4_RULE_ACTION_SELECT_POOL", "pool_ref": ref("pool", name)}
+    return {"action_type": "L4_RULE_ACTION_SELECT_POOLGROUP", "pool_group_ref": ref("poolgroup", name)}
+
+
 def build_tree(plan: L4Plan, cfg: Config, tenant: str) -> VsTree:
     cluster = cfg.cluster
     common = common_fields(cfg, tenant)
     name = plan.vs_name
 
     ports = sorted(plan.ports, key=lambda p: (p.protocol, p.number, p.service))
-    protocols = sorted({p.protocol for p in ports} | {proto for proto, _ in plan.listen_only})
+    members = {m.pool_name: m for g in plan.groups for m, _ in g.members}
+    protocols = sorted({p.protocol for p in ports} | {proto for proto, _ in plan.listen_only}
+                       | {g.listener[0] for g in plan.groups if g.listener})
     vs_proto = protocols[0] if len(protocols) == 1 else "TCP"
-    pools = [pool_object(p, common) for p in ports]
+    pools = [pool_object(p, common) for p in ports] + [pool_object(members[n], common) for n in sorted(members)]
+    groups = [AviObject(type="poolgroup", name=g.name, body={
+        "name": g.name, **common, "markers": g.markers,
+        "members": [{"pool_ref": ref("pool", m.pool_name), "ratio": ratio} for m, ratio in g.members]})
+        for g in sorted({g.name: g for g in plan.groups}.values(), key=lambda g: g.name)]
+    # (protocol, port) -> what the L4 policy selects there
+    selects = [(p.protocol, p.number, p.service, _select("pool", p.pool_name)) for p in ports]
+    selects += [(g.listener[0], g.listener[1], "", _select("poolgroup", g.name)) for g in plan.groups if g.listener]
     rules: list[dict[str, Any]] = []
     services: list[dict[str, Any]] = []
     def listen(protocol: str, number: int) -> None:
@@ -212,19 +248,18 @@ def build_tree(plan: L4Plan, cfg: Config, tenant: str) -> VsTree:
         if svc_port not in services:
             services.append(svc_port)
 
-    for idx, p in enumerate(ports):
+    for idx, (protocol, number, _, select) in enumerate(sorted(selects, key=lambda s: s[:3])):
         rules.append({
-            "name": f"{p.protocol}-{p.number}",
+            "name": f"{protocol}-{number}",
             "index": idx + 1,
             "enable": True,
             "match": {
-                "port": {"match_criteria": "IS_IN", "ports": [p.number]},
-                "protocol": {"match_criteria": "IS_IN", "protocol": L4_PROTOCOL[p.protocol]},
+                "port": {"match_criteria": "IS_IN", "ports": [number]},
+                "protocol": {"match_criteria": "IS_IN", "protocol": L4_PROTOCOL[protocol]},
             },
-            "action": {"select_pool": {"action_type": "L4_RULE_ACTION_SELECT_POOL",
-                                       "pool_ref": ref("pool", p.pool_name)}},
+            "action": {"select_pool": select},
         })
-        listen(p.protocol, p.number)
+        listen(protocol, number)
     for protocol, number in sorted(plan.listen_only):
         listen(protocol, number)
 
@@ -250,12 +285,16 @@ def build_tree(plan: L4Plan, cfg: Config, tenant: str) -> VsTree:
         "service_metadata": json.dumps(metadata(plan.sources), separators=(",", ":")),
         "markers": plan.vs_markers,
     }
+    if plan.datascript is not None:
+        vs["vs_datascripts"] = [{"index": 1, "vs_datascript_set_ref": ref("vsdatascriptset", plan.datascript.name)}]
     if plan.infra.enable_rhi:
         vs["enable_rhi"] = True
     objects = (
         vsvip_object(name, common, cfg, plan.vip, plan.infra, plan.fqdns),
         *pools,
+        *groups,
         AviObject(type="l4policyset", name=name, body=policyset),
+        *((plan.datascript,) if plan.datascript is not None else ()),
         AviObject(type="virtualservice", name=name, body=vs),
     )
     return VsTree(cluster=cluster, tenant=tenant, vs_name=name, objects=objects,

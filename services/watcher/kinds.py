@@ -62,7 +62,7 @@ AVI_INFRA_SETTING = KindSpec(
 )
 
 def gateway_api(kind: str, plural: str, namespaced: bool = True, version: str = "v1") -> KindSpec:
-    """A Gateway API kind (standard channel; optional CRD); its status is albus's output, so only the spec is kept."""
+    """A Gateway API kind (optional CRD); its status is albus's output, so only the spec is kept."""
     group = "gateway.networking.k8s.io"
     return KindSpec(kind=kind, api_version=f"{group}/{version}", namespaced=namespaced,
                     lister=custom_lister(group, version, plural), trim=trim.trim_with_spec, optional=True)
@@ -72,6 +72,10 @@ GATEWAY_CLASS = gateway_api("GatewayClass", "gatewayclasses", namespaced=False)
 GATEWAY = gateway_api("Gateway", "gateways")
 HTTP_ROUTE = gateway_api("HTTPRoute", "httproutes")
 REFERENCE_GRANT = gateway_api("ReferenceGrant", "referencegrants", version="v1beta1")
+# The experimental channel's route kinds: most clusters do not install them (optional, listed empty).
+TCP_ROUTE = gateway_api("TCPRoute", "tcproutes", version="v1alpha2")
+UDP_ROUTE = gateway_api("UDPRoute", "udproutes", version="v1alpha2")
+TLS_ROUTE = gateway_api("TLSRoute", "tlsroutes", version="v1alpha2")
 
 KINDS: tuple[KindSpec, ...] = (SERVICE, ENDPOINT_SLICE, NAMESPACE, AVI_INFRA_SETTING, GATEWAY_CLASS, GATEWAY,
-                               HTTP_ROUTE, REFERENCE_GRANT)
+                               HTTP_ROUTE, REFERENCE_GRANT, TCP_ROUTE, UDP_ROUTE, TLS_ROUTE)

@@ -15,6 +15,7 @@ CFG = parse_config({
     "NetworkSettings": {"vipNetworkList": [{"networkName": "vip-net", "cidr": "127.1.0.0/24"}]},
 })
 GW_REF = ObjRef(kind="Gateway", namespace="nf", name="core")
+GWAPI = "gateway.networking.k8s.io"
 
 
 def mk(t: str, name: str) -> str:
@@ -111,7 +112,8 @@ def test_gateway_status_and_listener_attachment_are_reported() -> None:
     st = reports[GW_REF].gateway
     assert st is not None and st.accepted and st.reason == "Accepted" and st.generation == 3
     assert [(li.name, li.accepted, li.attached, li.supported_kinds) for li in st.listeners] == [
-        ("sip-tcp", True, 1, ("/Service",)), ("sip-udp", True, 1, ("/Service",)), ("sig", True, 1, ("/Service",))]
+        ("sip-tcp", True, 1, ("/Service", f"{GWAPI}/TCPRoute")), ("sip-udp", True, 1, ("/Service", f"{GWAPI}/UDPRoute")),
+        ("sig", True, 1, ("/Service", f"{GWAPI}/TCPRoute"))]
     cls = reports[ObjRef(kind="GatewayClass", name="avi-lb")].gateway
     assert cls is not None and cls.accepted and cls.generation == 2
     tree = next(iter(e.desired[GW_REF].values()))
