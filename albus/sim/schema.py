@@ -185,6 +185,10 @@ HTTP_RULE = O(
     redirect_action=ANY, rewrite_url_action=ANY, hdr_action=L(ANY), rewrite_location_hdr_action=ANY,
 )
 
+DATASCRIPT_EVENTS = tuple(f"VS_DATASCRIPT_EVT_{e}" for e in (
+    "HTTP_REQ", "HTTP_RESP", "HTTP_RESP_DATA", "HTTP_LB_FAILED", "HTTP_REQ_DATA", "HTTP_RESP_FAILED", "HTTP_LB_DONE",
+    "HTTP_AUTH", "HTTP_POST_AUTH", "TCP_CLIENT_ACCEPT", "SSL_HANDSHAKE_DONE", "CLIENT_SSL_PRE_CONNECT",
+    "CLIENT_SSL_CLIENT_HELLO_RECV", "DNS_REQ", "DNS_RESP", "L4_REQUEST", "L4_RESPONSE", "MAX"))
 L4_RULE = O(
     ("name", "index"),
     name="str", index="int", enable="bool",
@@ -311,6 +315,11 @@ TYPES: dict[str, TypeSpec] = {t.name: t for t in [
        http_request_policy=O(rules=L(HTTP_RULE)), http_response_policy=O(rules=L(ANY)),
        http_security_policy=O(rules=L(ANY)), is_internal_policy="bool", created_by="str",
        cloud_config_cksum="str", geo_db_ref=Ref("geodb"), ip_reputation_db_ref=Ref("ipreputationdb")),
+    _t("vsdatascriptset", "VSDataScriptSet",
+       datascript=L(O(("evt", "script"), evt=E(*DATASCRIPT_EVENTS), script="str")),
+       pool_refs=Ref("pool", many=True), pool_group_refs=Ref("poolgroup", many=True),
+       protocol_parser_refs=Ref("protocolparser", many=True), string_group_refs=Ref("stringgroup", many=True),
+       description="str", created_by="str", rate_limiters=L(ANY)),
     _t("l4policyset", "L4PolicySet",
        l4_connection_policy=O(rules=L(L4_RULE)), is_internal_policy="bool", created_by="str", scaleout_ecmp="bool"),
     _t("sslkeyandcertificate", "SSLKeyAndCertificate", ("name", "certificate"),
@@ -345,7 +354,7 @@ TYPES: dict[str, TypeSpec] = {t.name: t for t in [
     _t("pkiprofile", "PKIProfile", open=True),
     _t("applicationpersistenceprofile", "ApplicationPersistenceProfile", open=True),
     _t("stringgroup", "StringGroup", open=True),
-    _t("vsdatascriptset", "VSDataScriptSet", open=True),
+    _t("protocolparser", "ProtocolParser", open=True),
     _t("networksecuritypolicy", "NetworkSecurityPolicy", open=True),
     _t("wafpolicy", "WafPolicy", open=True),
     _t("errorpageprofile", "ErrorPageProfile", open=True),

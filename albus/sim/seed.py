@@ -57,6 +57,8 @@ NETWORK_PROFILES = [
     ("System-UDP-Proxy", "PROTOCOL_TYPE_UDP_PROXY"),
     ("System-SCTP-Proxy", "PROTOCOL_TYPE_SCTP_PROXY"),
 ]
+# Lua parsers a datascript may `require` (AKO's passthrough VS uses Default-TLS).
+PROTOCOL_PARSERS = ("Default-TLS", "Default-DHCP", "Default-Radius")
 HEALTH_MONITORS = [
     ("System-TCP", "HEALTH_MONITOR_TCP", {}),
     ("System-UDP", "HEALTH_MONITOR_UDP", {}),
@@ -102,6 +104,8 @@ def seed_system(o: Objects) -> None:
         mk("networkprofile", {"name": name, "profile": {"type": t}})
     for name, t, extra in HEALTH_MONITORS:
         mk("healthmonitor", {"name": name, "type": t, **extra})
+    for name in PROTOCOL_PARSERS:
+        mk("protocolparser", {"name": name})
     cert, key = _system_cert()
     mk("sslkeyandcertificate", {"name": "System-Default-Cert", "certificate": {"certificate": cert}, "key": key,
                                 "type": "SSL_CERTIFICATE_TYPE_SYSTEM"})

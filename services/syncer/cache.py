@@ -26,6 +26,7 @@ TYPE_ORDER: tuple[str, ...] = (
     "poolgroup",
     "httppolicyset",
     "l4policyset",
+    "vsdatascriptset",
     "virtualservice",
 )
 _RANK = {t: i for i, t in enumerate(TYPE_ORDER)}

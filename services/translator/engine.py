@@ -19,7 +19,7 @@ from services.common.contracts import (
     SourceReport,
     VsTree,
 )
-from services.translator.graph import Graph
+from services.translator.graph import ROUTE_KINDS, Graph
 from services.translator.vip_moves import carry_vip_id
 
 
@@ -108,7 +108,7 @@ class Engine:
                 self.problems[src] = problems
             else:
                 self.problems.pop(src, None)
-            status = result.statuses.get(src)
+            status = result.statuses.get(src) or self._released_route(src)
             if self.reported.get(src, ()) != problems or self.reported_status.get(src) != status:
                 out.reports.append(SourceReport(cluster=self.cfg.cluster, source=src, problems=problems,
                                                 vs_names=tuple(sorted(now)), gateway=status))
@@ -117,6 +117,18 @@ class Engine:
             if not self._owners(name) and name in self.published:
                 out.trees.append(self._deletion(self.published.pop(name, old)))
         return out
+
+    def _released_route(self, src: ObjRef) -> GatewayStatus | None:
+        """A route that had parents of albus's and now has none (its Gateway went, or it names another).
+
+        Its status is an empty parent list, so health removes albus's entries
+        from it (other controllers' stay). It stays so while the route exists:
+        a message lost or replayed finds the same answer.
+        """
+        route = self.graph.get(src.kind, src.namespace, src.name) if src.kind in ROUTE_KINDS else None
+        if route is None or src not in self.reported_status:
+            return None
+        return GatewayStatus(generation=int((route.get("metadata") or {}).get("generation") or 0))
 
     def stale(self) -> Changes:
         """Deletions for published trees no source wants: run only with the full view."""

@@ -135,3 +135,56 @@ def test_tcp_and_udp_routes_weighted_backends_refused_reference_and_status(
     finally:
         p.core.delete_namespace(other_ns)
         custom(p).delete_cluster_custom_object(GROUP, VERSION, "gatewayclasses", cls)
+
+
+def test_tls_passthrough_route_then_the_gateway_goes_and_the_route_loses_its_parent_entry(
+        gateway_experimental_routes: list[str], pipeline: Pipeline) -> None:
+    p = pipeline
+    cls = gateway_class(p)
+    try:
+        custom(p).create_namespaced_custom_object(GROUP, VERSION, p.namespace, "gateways", {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "Gateway", "metadata": {"name": "edge"},
+            "spec": {"gatewayClassName": cls, "listeners": [
+                {"name": "tls", "port": 443, "protocol": "TLS", "tls": {"mode": "Passthrough"}},
+                {"name": "sig", "port": 8443, "protocol": "TCP"}]}})
+        backend_service(p, "shop", "10.244.7.5", [(443, "TCP", 8443)])
+        l4_route(p, "TLSRoute", p.namespace, "shop", "tls", [{"name": "shop", "port": 443}], gw="edge",
+                 hostnames=["shop.example.com"])
+        vs = f"{p.cluster}--{p.namespace}-edge"
+        pg = f"{vs}-{p.namespace}-shop-TLS-443"
+        pool = f"{pg}-{p.namespace}-shop-443"
+        wait_for(lambda: programmed_vip(p, "edge") and (p.objects("pool").get(pool) or {}).get("servers"), 120,
+                 "the TLS Gateway programmed and the route's pool with its pod")
+        (ds,) = p.objects("vsdatascriptset").values()
+        assert ds["name"] == vs and [r.rsplit("#", 1)[-1] for r in ds["pool_group_refs"]] == [pg]
+        assert [r.rsplit("#", 1)[-1] for r in ds["protocol_parser_refs"]] == ["Default-TLS"]
+        assert '["shop.example.com"] = "' + pg + '"' in ds["datascript"][0]["script"]
+        vs_obj = p.objects("virtualservice")[vs]
+        assert vs_obj["vs_datascripts"][0]["vs_datascript_set_ref"].rsplit("#", 1)[-1] == vs
+        assert sorted(s["port"] for s in vs_obj["services"]) == [443, 8443]
+        acc = wait_for(lambda: route_condition(p, "TLSRoute", p.namespace, "shop", "Accepted"), 60,
+                       "the TLSRoute's status")
+        assert (acc["status"], acc["reason"]) == ("True", "Accepted")
+        listeners = {li["name"]: li for li in gateway(p, "edge")["status"]["listeners"]}
+        assert listeners["tls"]["supportedKinds"] == [{"group": GROUP, "kind": "TLSRoute"}]
+        assert listeners["tls"]["attachedRoutes"] == 1
+
+        # Another controller's entry on the same route: albus must leave it alone.
+        theirs = {"parentRef": {"name": "other-gw", "namespace": p.namespace}, "controllerName": "example.com/other",
+                  "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                                  "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}]}
+        current = custom(p).get_namespaced_custom_object_status(GROUP, ALPHA, p.namespace, "tlsroutes", "shop")
+        custom(p).patch_namespaced_custom_object_status(GROUP, ALPHA, p.namespace, "tlsroutes", "shop", {
+            "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+            "status": {"parents": [*current["status"]["parents"], theirs]}})
+
+        # The Gateway goes: the VS, datascript, pool group and pool go, and so does albus's parent entry.
+        custom(p).delete_namespaced_custom_object(GROUP, VERSION, p.namespace, "gateways", "edge")
+        wait_for(lambda: not p.objects("virtualservice") and not p.objects("vsdatascriptset")
+                 and not p.objects("poolgroup") and not p.objects("pool"), 60, "the Gateway's objects deleted")
+        wait_for(lambda: route_parents(p, "TLSRoute", p.namespace, "shop") == [], 60,
+                 "albus's parent entry removed from the TLSRoute")
+        left = custom(p).get_namespaced_custom_object_status(GROUP, ALPHA, p.namespace, "tlsroutes", "shop")
+        assert [x["controllerName"] for x in left["status"]["parents"]] == ["example.com/other"]
+    finally:
+        custom(p).delete_cluster_custom_object(GROUP, VERSION, "gatewayclasses", cls)

@@ -120,3 +120,20 @@ def test_route_parents_keep_other_controllers_entries_and_settle() -> None:
     assert p.patch is not None and p.events == []
     written = {**route, "status": want}
     assert gs.plan(written, gs.route_status(written, st, LATER), "HTTPRoute").empty
+    # The Gateway "web" goes: its entry goes, "api"'s and the other controller's stay.
+    after = GatewayStatus(generation=2, parents=st.parents[1:])
+    again = gs.route_status(written, after, LATER)
+    assert [p["parentRef"].get("name") for p in again["parents"]] == ["x", "api"]
+    # No albus Gateway left: an empty parent list leaves only the other controller's entry.
+    gone = gs.route_status(written, GatewayStatus(generation=2), LATER)
+    assert gone == {"parents": [theirs]} and gs.plan(written, gone, "HTTPRoute").patch is not None
+
+
+def test_one_route_loop_keys_every_route_kind_apart() -> None:
+    st = gs.GatewayState(gs.ROUTE_KINDS)
+    tcp = ObjRef(kind="TCPRoute", namespace="nf", name="sip")
+    udp = ObjRef(kind="UDPRoute", namespace="nf", name="sip")
+    keys = {k for r in (tcp, udp) for k in st.set_report(SourceReport(cluster="c1", source=r, gateway=ST))}
+    assert keys == {("nf", "TCPRoute/sip"), ("nf", "UDPRoute/sip")}
+    assert [gs.route_of(k) for k in sorted(keys)] == [("TCPRoute", "nf", "sip"), ("UDPRoute", "nf", "sip")]
+    assert st.set_report(SourceReport(cluster="c1", source=GW, gateway=ST)) == set()

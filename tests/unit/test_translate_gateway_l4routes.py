@@ -234,3 +234,22 @@ def test_a_backend_service_change_moves_the_pool_members() -> None:
     (tree,) = e.flush().trees
     (pool,) = [o for o in tree.objects if o.type == "pool"]
     assert [s["ip"]["addr"] for s in pool.body["servers"]] == ["10.244.1.9"]
+
+
+def test_a_route_whose_gateway_goes_gets_an_empty_parent_list_until_it_goes_too() -> None:
+    e = engine([*BASE, route("TCPRoute", "sip", backend("sip", 5060))])
+    e.flush()
+    src = ObjRef(kind="TCPRoute", namespace="nf", name="sip")
+    delete(e, "Gateway", "nf", "core")
+    reports = {r.source: r for r in e.flush().reports}
+    # Health removes albus's entries from status.parents on an empty list; generation kept current.
+    st = reports[src].gateway
+    assert st is not None and st.parents == () and st.generation == 7
+    e.mark_all()
+    assert src not in {r.source for r in e.flush().reports}  # settled: nothing more to say
+    delete(e, "TCPRoute", "nf", "sip")
+    (gone,) = [r for r in e.flush().reports if r.source == src]
+    assert gone.gateway is None  # the route is gone: nothing to write
+    # A route albus never reported on (another controller's) gets nothing at all.
+    other = engine([*BASE, route("TCPRoute", "theirs", backend("sip", 5060), parent={"name": "elsewhere"})])
+    assert ObjRef(kind="TCPRoute", namespace="nf", name="theirs") not in {r.source for r in other.flush().reports}
