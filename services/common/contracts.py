@@ -21,7 +21,6 @@ Subjects (see :mod:`services.common.subjects` for building and parsing them):
 from __future__ import annotations
 
 import hashlib
-import json
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -269,14 +268,18 @@ class ChangeTraced(Contract):
 
 
 def tree_checksum(tree: VsTree) -> str:
-    """Stable digest of what the controller should hold for this tree."""
-    payload = {
-        "tenant": tree.tenant,
-        "vs": tree.vs_name,
-        "deleted": tree.deleted,
-        "objects": [[o.type, o.name, o.body] for o in tree.objects],
-    }
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    """Stable digest of what the controller should hold for this tree.
+
+    msgpack of the bodies as built, keys in the builders' order: the translator
+    builds every body the same way from the same input (lists in a defined
+    order, no dict filled from a set), so equal trees encode equally, in any
+    process. Sorted-key JSON did the same at several times the cost (a fifth of
+    the translator's time per tree). Changing a builder's key order changes
+    checksums: the trees are published once more, and the syncer, which diffs
+    against the controller, writes nothing.
+    """
+    payload = [tree.tenant, tree.vs_name, tree.deleted, [[o.type, o.name, o.body] for o in tree.objects]]
+    raw: bytes = msgpack.packb(payload, use_bin_type=True)
     return hashlib.sha256(raw).hexdigest()[:32]
 
 

@@ -11,6 +11,7 @@ lie inside the network's CIDR of its family.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Any
 
 from services.common.config import VipNetwork
@@ -33,14 +34,27 @@ def families(spec: dict[str, Any]) -> list[str]:
     return fams
 
 
+# Parsing with ipaddress costs microseconds, paid per member per translation; the same
+# addresses and the few configured CIDRs come back on every event. Invalid input is not
+# cached (the ValueError is raised again). Bounded: pod addresses churn.
+@lru_cache(maxsize=1 << 16)
+def address(addr: str) -> IpAddr:
+    return ipaddress.ip_address(addr)
+
+
+@lru_cache(maxsize=256)
+def network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(cidr, strict=False)
+
+
 def prefix(cidr: str) -> dict[str, Any]:
-    net = ipaddress.ip_network(cidr, strict=False)
+    net = network(cidr)
     return {"ip_addr": {"addr": str(net.network_address), "type": "V6" if net.version == 6 else "V4"},
             "mask": net.prefixlen}
 
 
 def ip_type(addr: str) -> str:
-    return "V6" if ipaddress.ip_address(addr).version == 6 else "V4"
+    return "V6" if address(addr).version == 6 else "V4"
 
 
 def _network_ref(net: VipNetwork) -> str:
@@ -81,7 +95,7 @@ def build_for(static: list[IpAddr], wanted_families: list[str], infra: Infra,
     if static:
         for addr in static:
             cidr = _cidr_of(net, FAMILY_OF_VERSION[addr.version])
-            if cidr and addr not in ipaddress.ip_network(cidr, strict=False):
+            if cidr and addr not in network(cidr):
                 return None, [Problem(source=src, reason="LoadBalancerIPOutsideNetwork",
                                       message=f"{addr} is not in {cidr} of VIP network {netname}")]
             key = "ip6_address" if addr.version == 6 else "ip_address"
