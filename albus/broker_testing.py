@@ -1,4 +1,4 @@
-"""Pytest fixtures for a real NATS server with JetStream."""
+"""Pytest fixtures for a real NATS server with JetStream, and a real 3-node NATS cluster."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from albus.broker import NatsServer
+from albus.broker_cluster import NatsCluster
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,14 @@ def fresh_nats(tmp_path: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """Three clustered nats-servers of the test's own (JetStream, loopback), for tests that kill nodes."""
+    cluster = NatsCluster(tmp_path / "nats-cluster", size=3)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -8,7 +8,7 @@ refused at start with a message naming the field.
 Environment (applied over the file): ``ALBUS_CONFIG`` (path of the file),
 ``CLUSTER_NAME``, ``CTRL_IPADDRESS``, ``CTRL_VERSION``, ``CTRL_USERNAME``,
 ``CTRL_PASSWORD``, ``CTRL_AUTHTOKEN``, ``CTRL_CA_FILE``, ``CLOUD_NAME``,
-``SEG_NAME``, ``TENANT_NAME``, ``NATS_URL``, ``KUBECONFIG``, ``POD_NAMESPACE``,
+``SEG_NAME``, ``TENANT_NAME``, ``NATS_URL``, ``NATS_REPLICAS``, ``KUBECONFIG``, ``POD_NAMESPACE``,
 ``ALBUS_LOG_FORMAT`` (``text``/``json``); tracing follows the standard ``OTEL_*``
 variables (:mod:`services.common.tracing`).
 """
@@ -149,6 +149,9 @@ class TracingSettings(_Section):
 
 class AlbusSettings(_Section):
     natsUrl: str = ""
+    # Copies of every stream and KV bucket albus creates: 3 on a 3-node NATS
+    # cluster survives the loss of any one node (docs/multicluster.md).
+    natsReplicas: int = 1
     kubeconfig: str = ""
     # Where albus itself runs: the watcher's leader-election Lease lives here.
     # Empty means $POD_NAMESPACE, else ``avi-system`` (AKO's namespace).
@@ -158,6 +161,14 @@ class AlbusSettings(_Section):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     logFormat: Literal["text", "json"] = "text"
     metricsPort: int = 0
+
+    @field_validator("natsReplicas")
+    @classmethod
+    def _replicas(cls, value: int) -> int:
+        # JetStream allows 1-5; an even count tolerates no more lost nodes than the odd one below it.
+        if value not in (1, 3, 5):
+            raise ValueError("must be 1, 3 or 5 (copies of each stream; at most the NATS cluster's size)")
+        return value
 
 
 class Credentials(_Section):
@@ -207,6 +218,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "CTRL_PASSWORD": ("credentials", "password"),
     "CTRL_AUTHTOKEN": ("credentials", "authtoken"),
     "NATS_URL": ("albus", "natsUrl"),
+    "NATS_REPLICAS": ("albus", "natsReplicas"),
     "KUBECONFIG": ("albus", "kubeconfig"),
     "POD_NAMESPACE": ("albus", "namespace"),
     "ALBUS_LOG_FORMAT": ("albus", "logFormat"),

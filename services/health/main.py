@@ -28,7 +28,7 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
     if not cfg.albus.natsUrl:
         raise ConfigError("albus.natsUrl: health needs a NATS URL")
     api = kube.api_client(cfg)
-    bus = await Bus.connect(cfg.albus.natsUrl, name=f"albus-health-{cfg.cluster}")
+    bus = await Bus.connect(cfg.albus.natsUrl, name=f"albus-health-{cfg.cluster}", replicas=cfg.albus.natsReplicas)
     try:
         await bus.ensure_streams()
         ident = identity or default_identity()

@@ -60,7 +60,7 @@ async def run(cfg: Config, stop: asyncio.Event, replica_id: str | None = None) -
         raise ConfigError("ControllerSettings.controllerHost (or CTRL_IPADDRESS) is required")
     configs = cluster_configs(cfg)
     rid = replica_id or default_replica_id()
-    bus = await Bus.connect(cfg.albus.natsUrl, f"albus-syncer-{rid}")
+    bus = await Bus.connect(cfg.albus.natsUrl, f"albus-syncer-{rid}", replicas=cfg.albus.natsReplicas)
     # One client for every cluster: one login, one token bucket and one
     # concurrency limit per process, whatever the number of clusters.
     client = ControllerClient.from_config(cfg)

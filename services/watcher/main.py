@@ -33,7 +33,7 @@ async def run(
     if not cfg.albus.natsUrl:
         raise ConfigError("albus.natsUrl: the watcher needs a NATS URL")
     api = kube.api_client(cfg)
-    bus = await Bus.connect(cfg.albus.natsUrl, name=f"albus-watcher-{cfg.cluster}")
+    bus = await Bus.connect(cfg.albus.natsUrl, name=f"albus-watcher-{cfg.cluster}", replicas=cfg.albus.natsReplicas)
     elector = LeaderElector(
         api, kube.albus_namespace(cfg), lease_name(cfg.cluster), identity or default_identity(), timing
     )

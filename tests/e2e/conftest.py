@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Iterator
@@ -23,9 +24,10 @@ def sim_args() -> list[str]:
     return []
 
 
-@pytest.fixture
-def pipeline(control_plane: Any, nats_server: NatsServer, tmp_path: Path, sim_args: list[str],
-             request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+@contextlib.contextmanager
+def e2e_pipeline(control_plane: Any, nats_url: str, tmp_path: Path, sim_args: list[str],
+                 request: pytest.FixtureRequest, albus: dict[str, Any] | None = None) -> Iterator[Pipeline]:
+    """A pipeline of its own (cluster name, namespace, simulator, four services) on the bus at ``nats_url``."""
     cluster = f"e2e{os.getpid() % 1000}x{next(_ids)}"
     api = control_plane.kube_client()
     core = client.CoreV1Api(api)
@@ -34,8 +36,8 @@ def pipeline(control_plane: Any, nats_server: NatsServer, tmp_path: Path, sim_ar
     # The services run as the project's ClusterRole, never as admin: a missing permission fails here.
     kubeconfig = control_plane.kubeconfig_for(f"albus-{cluster}", CLUSTERROLE)
     # A test module may bring its own controller seed (CONTROLLER_SEED = path).
-    p = make_pipeline(tmp_path, cluster, ns, api, kubeconfig, nats_server.url,
-                      seed=getattr(request.module, "CONTROLLER_SEED", None), sim_args=sim_args)
+    p = make_pipeline(tmp_path, cluster, ns, api, kubeconfig, nats_url,
+                      seed=getattr(request.module, "CONTROLLER_SEED", None), sim_args=sim_args, albus=albus)
     p.start_services()
     try:
         yield p
@@ -47,6 +49,13 @@ def pipeline(control_plane: Any, nats_server: NatsServer, tmp_path: Path, sim_ar
         p.stop_services()
         p.sim.stop()
         core.delete_namespace(ns)
+
+
+@pytest.fixture
+def pipeline(control_plane: Any, nats_server: NatsServer, tmp_path: Path, sim_args: list[str],
+             request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+    with e2e_pipeline(control_plane, nats_server.url, tmp_path, sim_args, request) as p:
+        yield p
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

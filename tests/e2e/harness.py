@@ -21,8 +21,12 @@ import nats
 import requests
 from avi.sdk.avi_api import ApiSession
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from albus.stack import SERVICES, Child, SimProcess, service, write_config
+from services.common.config import load_config
+from services.translator.offline import translate_documents
+from tests.e2e.kube import cluster_documents
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +34,7 @@ CLUSTERROLE = REPO / "deploy" / "rbac" / "clusterrole.yaml"
 SIM_SEED = REPO / "albus" / "demo_seed.yaml"
 VIP_NET = {"networkName": "vip-net", "cidr": "127.100.0.0/24", "v6cidr": "fd00:a1b::/64"}
 OBJECT_TYPES = ("virtualservice", "l4policyset", "pool", "vsvip")
+Names = dict[str, set[str]]
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
@@ -123,7 +128,7 @@ class Pipeline:
         """Each live syncer replica's status record (partitions held, all trees applied)."""
 
         async def read() -> list[dict[str, Any]]:
-            nc = await nats.connect(self.nats_url)
+            nc = await nats.connect(self.nats_url.split(","))
             try:
                 kv = await nc.jetstream().key_value("albus_syncer_members")
                 out = []
@@ -144,6 +149,22 @@ class Pipeline:
         parts = {p for s in st for p in s.get("partitions", [])}
         return len(parts) == 64 and all(s.get("settled") for s in st)
 
+    def expected(self) -> Names:
+        """The offline translation of what the cluster holds now (empty if the namespace is gone)."""
+        cfg = load_config(self.config_path, env={})
+        try:
+            docs = cluster_documents(self.api, self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            docs = []
+        objects, _ = translate_documents(docs, cfg)
+        return {t: {o["name"] for o in objects.get(t, [])} for t in OBJECT_TYPES}
+
+    def actual(self) -> Names:
+        """The names of this cluster's objects on the controller, by type."""
+        return {t: set(objs) for t, objs in self.all_objects().items()}
+
     # -- Kubernetes --------------------------------------------------------------------
     def vips(self, name: str) -> list[str]:
         s = self.core.read_namespaced_service_status(name, self.namespace)
@@ -153,7 +174,7 @@ class Pipeline:
 
 def make_pipeline(workdir: Path, cluster: str, namespace: str, admin_api: client.ApiClient,
                   kubeconfig: Path, nats_url: str, seed: Path | None = None,
-                  sim_args: list[str] | None = None) -> Pipeline:
+                  sim_args: list[str] | None = None, albus: dict[str, Any] | None = None) -> Pipeline:
     sim = SimProcess(workdir, seed=seed or SIM_SEED, extra=sim_args).start()
     cfg = write_config(
         workdir / "config.yaml", cluster=cluster, controller=sim.url, username=sim.username,
@@ -161,7 +182,7 @@ def make_pipeline(workdir: Path, cluster: str, namespace: str, admin_api: client
         extra={"AKOSettings": {"namespaceSelector": {"labelKey": "albus-e2e", "labelValue": cluster},
                                "fullSyncFrequency": 3600},
                "ControllerSettings": {"controllerVersion": "22.1.3"},
-               "albus": {"namespace": namespace}},
+               "albus": {"namespace": namespace, **(albus or {})}},
     )
     return Pipeline(cluster=cluster, namespace=namespace, workdir=workdir, sim=sim, api=admin_api,
                     config_path=cfg, nats_url=nats_url)

@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 
-from services.common.config import load_config
-from services.translator.offline import translate_documents
 from tests.e2e.harness import Pipeline, wait_for
-from tests.e2e.kube import cluster_documents, lb_service, run_pod
+from tests.e2e.kube import lb_service, run_pod
 
 pytestmark = [pytest.mark.e2e, pytest.mark.k8s, pytest.mark.sim]
 
@@ -107,16 +105,6 @@ def test_foreign_load_balancer_class_is_left_alone(pipeline: Pipeline) -> None:
     assert p.vips("other") == []
 
 
-def expected_names(p: Pipeline) -> dict[str, set[str]]:
-    cfg = load_config(p.config_path, env={})
-    objects, _ = translate_documents(cluster_documents(p.api, p.namespace), cfg)
-    return {t: {o["name"] for o in objects.get(t, [])} for t in ("virtualservice", "l4policyset", "pool", "vsvip")}
-
-
-def actual_names(p: Pipeline) -> dict[str, set[str]]:
-    return {t: set(objs) for t, objs in p.all_objects().items()}
-
-
 def test_converges_after_every_service_is_killed_mid_stream(pipeline: Pipeline) -> None:
     p = pipeline
     ports = [{"name": "tcp", "port": 7000, "protocol": "TCP"}]
@@ -131,9 +119,9 @@ def test_converges_after_every_service_is_killed_mid_stream(pipeline: Pipeline) 
         # Delete one of the earlier Services while the victim is down.
         p.core.delete_namespaced_service(created.pop(0), p.namespace)
         p.children[victim].start()
-    want = expected_names(p)
+    want = p.expected()
     assert len(want["virtualservice"]) == len(created)
-    wait_for(lambda: actual_names(p) == expected_names(p), 120,
+    wait_for(lambda: p.actual() == p.expected(), 120,
              "the controller to hold exactly the translation of the cluster")
     for name in created:
         wait_for(lambda n=name: p.vips(n), 60, f"a VIP on {name}")

@@ -20,18 +20,13 @@ from albus import natsconfig
 from albus.broker import NatsServer
 from albus.controlplane.launcher import ControlPlane
 from albus.stack import SERVICES, Child, SimProcess, service, write_config
-from services.common.config import load_config
-from services.translator.offline import translate_documents
-from tests.e2e.harness import CLUSTERROLE, OBJECT_TYPES, SIM_SEED, VIP_NET, Pipeline
-from tests.e2e.kube import cluster_documents
+from tests.e2e.harness import CLUSTERROLE, SIM_SEED, VIP_NET, Pipeline
 
 APP_NS = "shop"  # the same namespace in every cluster
 SYSTEM_NS = "albus-system"  # where each cluster's watcher keeps its leader Lease
 SELECTOR = {"albus-fleet": "yes"}
 # Per cluster; the syncers are one pool for the whole fleet (see syncer_pool).
 CLUSTER_SERVICES = tuple(s for s in SERVICES if s != "syncer")
-
-Names = dict[str, set[str]]
 
 
 @dataclass
@@ -53,21 +48,6 @@ class Member(Pipeline):
     def start_one(self, name: str) -> None:
         env = {"NATS_URL": self.nats_urls[name]}
         self.children[name] = service(name, self.config_path, self.workdir / "logs", env=env).start()
-
-    def expected(self) -> Names:
-        """The offline translation of what the cluster holds now (empty if the namespace is gone)."""
-        cfg = load_config(self.config_path, env={})
-        try:
-            docs = cluster_documents(self.api, self.namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            docs = []
-        objects, _ = translate_documents(docs, cfg)
-        return {t: {o["name"] for o in objects.get(t, [])} for t in OBJECT_TYPES}
-
-    def actual(self) -> Names:
-        return {t: set(objs) for t, objs in self.all_objects().items()}
 
     def stamps(self) -> dict[tuple[str, str], tuple[str, Any]]:
         """(type, name) → (uuid, _last_modified): changes if the object is rewritten or recreated."""

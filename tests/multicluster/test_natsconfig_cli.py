@@ -51,3 +51,22 @@ def test_the_pool_gets_one_configuration_per_cluster_with_its_tenant() -> None:
         cluster_configs(parse_config({"albus": {"syncer": {"clusters": [{"name": "a"}, {"name": "a"}]}}}))
     with pytest.raises(ConfigError, match=r"clusters\.0\.name"):
         parse_config({"albus": {"syncer": {"clusters": [{"name": "no.dots"}]}}})
+
+
+def test_a_node_of_a_nats_cluster_gets_its_cluster_block_and_the_same_users(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    common = ["--cluster", "east", "--credentials-dir", str(creds), "--nats-cluster", "hub"]
+    for i in range(2):
+        route = f"nats-route://10.0.0.{2 - i}:6222"
+        assert natsconfig.main([*common, "--server-name", f"hub-{i}", "--cluster-listen", "0.0.0.0:6222",
+                                "--route", route, "--http", "127.0.0.1:8222", "-o", str(tmp_path / f"{i}.conf")]) == 0
+    one, two = _conf(tmp_path / "0.conf"), _conf(tmp_path / "1.conf")
+    assert one["server_name"] == "hub-0" and two["server_name"] == "hub-1"
+    assert one["cluster"] == {"name": "hub", "listen": "0.0.0.0:6222", "routes": ["nats-route://10.0.0.2:6222"]}
+    assert one["http"] == "127.0.0.1:8222"
+    assert one["authorization"] == two["authorization"]  # a client may land on any node
+
+
+def test_a_nats_cluster_node_needs_its_name_listener_and_routes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert natsconfig.main(["--cluster", "east", "--nats-cluster", "hub", "--server-name", "hub-0"]) == 2
+    assert "--nats-cluster needs" in capsys.readouterr().err

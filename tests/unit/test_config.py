@@ -31,6 +31,8 @@ def test_file_then_environment(tmp_path: Path) -> None:
     ("NetworkSettings: {vipNetworkList: [{cidr: 10.0.0.0/24}]}", "NetworkSettings.vipNetworkList.0"),
     ("ControllerSettings: {controllerHots: x}", "ControllerSettings.controllerHots"),
     ("albus: {syncer: {concurrency: 0}}", "albus.syncer.concurrency"),
+    ("albus: {natsReplicas: 2}", "albus.natsReplicas"),
+    ("albus: {natsReplicas: 7}", "albus.natsReplicas"),
 ])
 def test_bad_configuration_is_refused_naming_the_field(tmp_path: Path, text: str, field: str) -> None:
     f = tmp_path / "values.yaml"
@@ -38,3 +40,8 @@ def test_bad_configuration_is_refused_naming_the_field(tmp_path: Path, text: str
     with pytest.raises(ConfigError) as err:
         load_config(f, env={})
     assert field in str(err.value)
+
+
+def test_stream_replicas_default_to_one_and_come_from_the_environment() -> None:
+    assert load_config(env={}).albus.natsReplicas == 1
+    assert load_config(env={"NATS_REPLICAS": "3"}).albus.natsReplicas == 3

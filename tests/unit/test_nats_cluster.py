@@ -1,0 +1,112 @@
+"""The bus on a real 3-node NATS cluster: streams replicated x3, a node lost and caught up, R1 scaled to R3."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from albus import natsconfig
+from albus.broker_cluster import NatsCluster
+from services.common import subjects
+from services.common.bus import Bus, BusRefused
+from services.common.contracts import KubeObject, decode
+from tests.e2e.harness import wait_for
+
+
+def _svc(name: str, rv: str) -> KubeObject:
+    return KubeObject(cluster="nc", kind="Service", namespace="default", name=name, uid=f"u-{name}",
+                      resource_version=rv, obj={"metadata": {"name": name}})
+
+
+def _subject(name: str) -> str:
+    return subjects.k8s_object("nc", "Service", "default", name)
+
+
+async def until(check: Callable[[], object], timeout: float, what: str) -> None:
+    """``wait_for`` in a thread: the monitoring calls block, the bus's event loop must not."""
+    await asyncio.to_thread(wait_for, check, timeout, what)
+
+
+def replicas_current(c: NatsCluster, stream: str) -> int:
+    """How many copies of ``stream`` its leader counts as current, itself included (0: no leader)."""
+    leader = c.stream_leader(stream)
+    if leader is None:
+        return 0
+    cl = c.streams(leader)[stream]["cluster"]
+    return 1 + sum(1 for r in cl.get("replicas") or [] if r.get("current"))
+
+
+async def test_every_stream_has_three_current_copies_and_outlives_its_leader(nats_cluster: NatsCluster) -> None:
+    c = nats_cluster
+    bus = await Bus.connect(c.url, "cluster-test", replicas=3)
+    try:
+        await bus.ensure_streams()
+        for name in subjects.STREAMS:
+            assert (await bus.js.stream_info(name)).config.num_replicas == 3, name
+            await until(lambda n=name: replicas_current(c, n) == 3, 30, f"three current copies of {name}")
+        for i in range(20):
+            await bus.publish(_subject(f"s{i}"), _svc(f"s{i}", "1"))
+
+        victim = c.stream_leader("ALBUS_K8S")
+        assert victim is not None
+        c.kill_node(victim)
+        await until(lambda: c.stream_leader("ALBUS_K8S") not in (None, victim), 60, "a new leader of ALBUS_K8S")
+        # Everything acknowledged before the crash is there, and the stream takes writes again.
+        snap = await bus.snapshot(subjects.k8s_cluster("nc"))
+        assert sorted(decode(d.data, KubeObject).name for d in snap.values()) == sorted(f"s{i}" for i in range(20))
+        for i in range(20, 30):
+            await bus.publish(_subject(f"s{i}"), _svc(f"s{i}", "1"))
+
+        await asyncio.to_thread(c.start_node, victim)  # returns once the leaders count it current again
+        assert c.caught_up(victim)
+        mine = c.streams(victim)["ALBUS_K8S"]["state"]
+        theirs = c.streams(c.stream_leader("ALBUS_K8S"))["ALBUS_K8S"]["state"]
+        assert mine["last_seq"] == theirs["last_seq"] and mine["messages"] == theirs["messages"] == 30
+    finally:
+        await bus.close()
+
+
+async def test_an_r1_stream_is_scaled_to_r3_in_place_keeping_its_messages(nats_cluster: NatsCluster) -> None:
+    """Existing single-copy streams (albus run before with natsReplicas 1) gain copies; nothing is lost."""
+    c = nats_cluster
+    one = await Bus.connect(c.url, "r1", replicas=1)
+    three = await Bus.connect(c.url, "r3", replicas=3)
+    try:
+        await one.ensure_streams()
+        for i in range(10):
+            await one.publish(_subject(f"old{i}"), _svc(f"old{i}", "1"))
+        assert (await one.js.stream_info("ALBUS_K8S")).config.num_replicas == 1
+        await three.ensure_streams()
+        info = await three.js.stream_info("ALBUS_K8S")
+        assert info.config.num_replicas == 3
+        await until(lambda: replicas_current(c, "ALBUS_K8S") == 3, 30, "three current copies after the scale-up")
+        for i in range(c.size):
+            assert c.streams(i)["ALBUS_K8S"]["state"]["messages"] == 10, f"node {i}"
+    finally:
+        await one.close()
+        await three.close()
+
+
+async def test_every_node_enforces_the_same_per_cluster_identities(tmp_path: Path) -> None:
+    ids = {i.user: i for i in natsconfig.identities(["east", "west"])}
+    with NatsCluster(tmp_path / "nats", identities=list(ids.values())) as c:
+        pool = await Bus.connect(ids[natsconfig.SYNCER_USER].url(c.url), "pool", replicas=3)
+        await pool.ensure_streams()
+        east_url = ids[natsconfig.cluster_user("east")].url
+        for i, node in enumerate(c.nodes):
+            east = await Bus.connect(east_url(node.url), f"east-on-{i}", replicas=3)
+            try:
+                await east.publish(subjects.k8s_object("east", "Service", "default", f"n{i}"), _svc(f"n{i}", "1"))
+                try:
+                    await asyncio.wait_for(east.publish(subjects.k8s_object("west", "Service", "default", "x"),
+                                                        _svc("x", "1")), 30)
+                except BusRefused:
+                    pass
+                else:
+                    raise AssertionError(f"node {i} let east publish on west's subjects")
+            finally:
+                await east.close()
+        snap = await pool.snapshot("k8s.>")
+        assert sorted(snap) == sorted(subjects.k8s_object("east", "Service", "default", f"n{i}") for i in range(3))
+        await pool.close()
