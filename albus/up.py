@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from albus.broker import NatsServer
+from albus.broker_cluster import NatsCluster
 from albus.stack import SERVICES, Child, SimProcess, service, write_config
 from services.common.config import ConfigError, load_config
 
@@ -138,7 +139,7 @@ class LocalStack:
         self.workdir = workdir
         self.args = args
         self.children: list[Child] = []
-        self.nats: NatsServer | None = None
+        self.nats: NatsServer | NatsCluster | None = None
         self.cp: Any = None
         self.test_host: Any = None  # albus.testhosts.TestHost with --demo-backends
 
@@ -148,8 +149,15 @@ class LocalStack:
         base = load_config(self.args.config) if self.args.config else load_config(env={})
         cluster = self.args.cluster or base.cluster
         nats_url = base.albus.natsUrl
+        replicas = base.albus.natsReplicas
         if not nats_url:
-            self.nats = NatsServer(wd / "nats").start()
+            nodes = self.args.nats_nodes
+            if nodes > 1:
+                print(f">> starting a {nodes}-node NATS cluster (streams replicated x{nodes})")
+                self.nats = NatsCluster(wd / "nats-cluster", size=nodes).start()
+                replicas = nodes
+            else:
+                self.nats = NatsServer(wd / "nats").start()
             nats_url = self.nats.url
         ctl: dict[str, Any]
         if base.ControllerSettings.controllerHost:
@@ -173,7 +181,7 @@ class LocalStack:
         cfg_path = write_config(
             wd / "config.yaml", cluster=cluster, controller=ctl["url"], username=ctl["username"],
             password=ctl["password"], nats_url=nats_url, kubeconfig=kubeconfig, vip_networks=vip_networks,
-            extra={"albus": {"namespace": ALBUS_NAMESPACE}},
+            extra={"albus": {"namespace": ALBUS_NAMESPACE, "natsReplicas": replicas}},
         )
         load_config(cfg_path, env={})  # refuse a bad combination before starting services
         for name in SERVICES:
@@ -223,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cluster", help="cluster name (default from the config, else my-cluster)")
     p.add_argument("--manifests", action="append", default=[], help="apply these manifests once up")
     p.add_argument("--fresh", action="store_true", help="start from empty state")
+    p.add_argument("--nats-nodes", type=int, choices=(1, 3, 5), default=1,
+                   help="run NATS as a cluster of this many nats-servers, streams replicated on each (default 1)")
     p.add_argument("--demo-backends", action="store_true",
                    help="(root) run who-am-I backends at 10.213.0.2 in a network namespace and let the simulator "
                         "forward VIP traffic (examples/demo.yaml points its Services at them); without root "

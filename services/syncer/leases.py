@@ -73,7 +73,7 @@ class Lease:
 
 async def open_bucket(bus: Bus, name: str, ttl: float) -> KeyValue:
     try:
-        return await bus.js.key_value(name)
+        kv = await bus.js.key_value(name)
     except BucketNotFoundError:
         try:
             return await bus.js.create_key_value(
@@ -81,6 +81,20 @@ async def open_bucket(bus: Bus, name: str, ttl: float) -> KeyValue:
             )
         except Exception:
             return await bus.js.key_value(name)  # created by another replica meanwhile
+    await _at_least_replicas(bus, f"KV_{name}")
+    return kv
+
+
+async def _at_least_replicas(bus: Bus, stream: str) -> None:
+    """Add copies to a bucket made with fewer (``albus.natsReplicas`` raised); JetStream adds them in place.
+
+    Never fewer: one replica with a stale setting must not take durability away.
+    """
+    info = await bus.js.stream_info(stream)
+    if (info.config.num_replicas or 1) < bus.replicas:
+        log.info("bucket stream %s: %d → %d replicas", stream, info.config.num_replicas or 1, bus.replicas)
+        info.config.num_replicas = bus.replicas
+        await bus.js.update_stream(info.config)
 
 
 class LeaseBook:

@@ -11,6 +11,7 @@ from albus.broker_cluster import NatsCluster
 from services.common import subjects
 from services.common.bus import Bus, BusRefused
 from services.common.contracts import KubeObject, decode
+from services.syncer.leases import open_bucket
 from tests.e2e.harness import wait_for
 
 
@@ -68,12 +69,13 @@ async def test_every_stream_has_three_current_copies_and_outlives_its_leader(nat
 
 
 async def test_an_r1_stream_is_scaled_to_r3_in_place_keeping_its_messages(nats_cluster: NatsCluster) -> None:
-    """Existing single-copy streams (albus run before with natsReplicas 1) gain copies; nothing is lost."""
+    """Existing single-copy streams and buckets (albus run before with natsReplicas 1) gain copies, losing nothing."""
     c = nats_cluster
     one = await Bus.connect(c.url, "r1", replicas=1)
     three = await Bus.connect(c.url, "r3", replicas=3)
     try:
         await one.ensure_streams()
+        await (await open_bucket(one, "albus_scale_probe", ttl=60)).put("k", b"v")
         for i in range(10):
             await one.publish(_subject(f"old{i}"), _svc(f"old{i}", "1"))
         assert (await one.js.stream_info("ALBUS_K8S")).config.num_replicas == 1
@@ -83,6 +85,11 @@ async def test_an_r1_stream_is_scaled_to_r3_in_place_keeping_its_messages(nats_c
         await until(lambda: replicas_current(c, "ALBUS_K8S") == 3, 30, "three current copies after the scale-up")
         for i in range(c.size):
             assert c.streams(i)["ALBUS_K8S"]["state"]["messages"] == 10, f"node {i}"
+        # The syncers' KV buckets likewise, when a replica opens them.
+        kv = await open_bucket(three, "albus_scale_probe", ttl=60)
+        assert (await three.js.stream_info("KV_albus_scale_probe")).config.num_replicas == 3
+        assert (await kv.get("k")).value == b"v"
+        await until(lambda: replicas_current(c, "KV_albus_scale_probe") == 3, 30, "three copies of the bucket")
     finally:
         await one.close()
         await three.close()
