@@ -19,10 +19,11 @@ from typing import Any
 import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.errors import ConnectionReconnectingError, NoRespondersError, OutboundBufferLimitError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, StorageType, StreamConfig, StreamInfo
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from opentelemetry.trace import SpanContext
 
 from services.common import subjects, tracing
@@ -34,6 +35,13 @@ log = logging.getLogger(__name__)
 # consumer that replays later sees no object, which means the same thing.
 TOMBSTONE_TTL_SECONDS = 3600.0
 
+
+# What a publish meets while nats-server restarts, fails over or recovers
+# JetStream: worth waiting out, since every message albus publishes is the
+# current state of its subject and publishing it again is harmless.
+TRANSIENT = (NatsTimeoutError, NoRespondersError, ConnectionReconnectingError, OutboundBufferLimitError,
+             ServiceUnavailableError, NoStreamResponseError)
+RETRY_MAX_DELAY = 2.0
 
 PERMISSIONS_VIOLATION = "permissions violation"
 STREAM_CREATE = "$js.api.stream.create."
@@ -174,14 +182,32 @@ class Bus:
         hdrs = tracing.inject(dict(headers or {}))
         if msg_id:
             hdrs["Nats-Msg-Id"] = msg_id
-        try:
-            ack = await self.js.publish(subject, encode(msg), headers=hdrs or None, msg_ttl=ttl)
-        except NatsTimeoutError:
-            refused = self.refused(subject)
-            if refused:
-                raise BusRefused(refused) from None
-            raise
-        return int(ack.seq)
+        data = encode(msg)
+        delay, failing_since, warned = 0.1, 0.0, 0.0
+        while True:
+            try:
+                ack = await self.js.publish(subject, data, headers=hdrs or None, msg_ttl=ttl)
+            except TRANSIENT as exc:
+                refused = self.refused(subject)
+                if refused:
+                    raise BusRefused(refused) from None
+                if self.nc.is_closed:
+                    raise
+                # Waiting is the back-pressure: the caller's state is only
+                # recorded as published once JetStream acknowledged it.
+                now = asyncio.get_running_loop().time()
+                failing_since = failing_since or now
+                if now - warned >= 30.0:
+                    warned = now
+                    log.warning("publish on %s not acknowledged (%s) for %.0fs; retrying",
+                                subject, type(exc).__name__, now - failing_since)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_DELAY)
+                continue
+            if failing_since:
+                log.info("publish on %s acknowledged after %.1fs", subject,
+                         asyncio.get_running_loop().time() - failing_since)
+            return int(ack.seq)
 
     def refused(self, subject: str) -> str | None:
         """The server's refusal of ``subject`` for this identity, if it refused it."""

@@ -159,12 +159,16 @@ class LeaseBook:
         token = f"{self.replica_id}/{uuid.uuid4().hex[:12]}"
         now = time.monotonic()
         rev: int | None = None
+        key = self._lease_key(part)
         for _ in range(2):
             try:
-                rev = await self.leases_kv.create(self._lease_key(part), token.encode())
+                rev = await self.leases_kv.create(key, token.encode())
                 break
             except KeyWrongLastSequenceError:
-                return None  # held by someone (maybe a previous life of ours: it expires)
+                rev = await self._take_over_previous_life(part, token)
+                if rev is None:
+                    return None  # held by another replica
+                break
             except NotFoundError:
                 continue  # it expired between the client's two steps: try once more
         if rev is None:
@@ -172,6 +176,30 @@ class LeaseBook:
         lease = Lease(part=part, token=token, revision=rev, renewed_at=now)
         self.held[part] = lease
         return lease
+
+    async def _take_over_previous_life(self, part: int, token: str) -> int | None:
+        """Take the lease of a previous life of this replica, now dead, without waiting for it to expire.
+
+        A replica id is one live process at a time (a pod's name survives its
+        container's restart), so a lease stamped with our id that this life
+        did not claim was left by a crash. Compare-and-set on its revision:
+        if anyone touched it meanwhile, we do not get it.
+        """
+        if part in self.held:
+            return None
+        try:
+            entry = await self.leases_kv.get(self._lease_key(part))
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        holder = (entry.value or b"").decode().split("/", 1)[0]
+        if holder != self.replica_id or entry.revision is None:
+            return None
+        try:
+            rev = await self.leases_kv.update(self._lease_key(part), token.encode(), last=entry.revision)
+        except KeyWrongLastSequenceError:
+            return None
+        log.info("partition %d: lease of a previous life of %s taken over", part, self.replica_id)
+        return rev
 
     async def renew(self, part: int) -> bool:
         lease = self.held.get(part)

@@ -21,8 +21,13 @@ log = logging.getLogger("albus.syncer")
 
 
 def default_replica_id() -> str:
-    """Pod name (hostname) plus pid: unique per process, readable in the KV buckets."""
-    raw = f"{socket.gethostname()}-{os.getpid()}"
+    """The pod name (``POD_NAME``), else host name plus pid: one live process each, readable in the KV buckets.
+
+    A pod's name survives its container's restart, so a syncer killed and
+    restarted in place takes its own partition leases back at once instead
+    of waiting for them to expire.
+    """
+    raw = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     return re.sub(r"[^A-Za-z0-9_-]", "-", raw)[:64]
 
 

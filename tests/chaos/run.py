@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kubernetes.client.rest import ApiException
 
-from tests.chaos.faults import FAULTS
+from tests.chaos.faults import FAULTS, Fault
 from tests.chaos.rig import Rig, rig
 from tests.e2e.harness import wait_for
 from tests.e2e.kube import lb_service
@@ -93,7 +93,8 @@ def full_resync_writes(r: Rig) -> int:
     return len(next(iter(r.members.values())).writes())
 
 
-def run(workdir: Path, seed: int, duration: float, out: Path | None = None) -> Report:
+def run(workdir: Path, seed: int, duration: float, out: Path | None = None,
+        faults: list[Fault] | None = None) -> Report:
     rng = random.Random(seed)
     report = Report(seed=seed, duration_s=duration)
     with rig(workdir) as r:
@@ -104,7 +105,7 @@ def run(workdir: Path, seed: int, duration: float, out: Path | None = None) -> R
             end = time.monotonic() + duration
             while time.monotonic() < end:
                 changes = change_services(r, rng, rng.randrange(1, 5))
-                fault = rng.choice(FAULTS)(r, rng)
+                fault = rng.choice(faults or FAULTS)(r, rng)
                 changes += change_services(r, rng, rng.randrange(0, 3))
                 time.sleep(rng.uniform(0.5, 3.0))  # let the fault bite while work is in flight
                 r.admin("DELETE", "faults")

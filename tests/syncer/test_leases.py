@@ -14,8 +14,8 @@ from services.syncer.leases import LeaseBook, LeaseLost
 SUFFIX = "_t_leases"
 
 
-async def _book(bus: Bus, replica: str, ttl: float = 2.0) -> LeaseBook:
-    book = LeaseBook(bus, "lease-c", replica, member_ttl=ttl, lease_ttl=ttl, bucket_suffix=SUFFIX)
+async def _book(bus: Bus, replica: str, ttl: float = 2.0, suffix: str = SUFFIX) -> LeaseBook:
+    book = LeaseBook(bus, "lease-c", replica, member_ttl=ttl, lease_ttl=ttl, bucket_suffix=suffix)
     await book.open()
     return book
 
@@ -67,4 +67,24 @@ async def test_members_come_and_go_with_heartbeats(nats_server: NatsServer) -> N
     await b.leave()
     assert "m2" not in await a.members()
     await a.leave()
+    await bus.close()
+
+
+async def test_a_restarted_replica_takes_its_previous_lifes_lease_at_once(nats_server: NatsServer) -> None:
+    bus = await Bus.connect(nats_server.url, "t")
+    # Buckets of its own: their TTL (fixed at creation) is long enough that nothing expires here.
+    old, other = await _book(bus, "pod-0", 300.0, "_t_reborn"), await _book(bus, "pod-1", 300.0, "_t_reborn")
+    assert await old.claim(11) is not None
+    # The same replica id in a new process (the container restarted in its pod):
+    # it does not wait for its own lease to expire, and the dead life is fenced.
+    reborn = await _book(bus, "pod-0", 300.0, "_t_reborn")
+    assert await reborn.claim(11) is not None
+    await reborn.check(11)
+    with pytest.raises(LeaseLost):
+        await old.check(11)
+    assert not await old.renew(11)
+    # Nobody else may take it, and a second claim by the holder itself is not a takeover.
+    assert await other.claim(11) is None
+    assert await reborn.claim(11) is None
+    await reborn.release(11)
     await bus.close()
