@@ -76,7 +76,7 @@ class Engine:
 
     def flush(self) -> Changes:
         out = Changes()
-        dirty, self.dirty = self.dirty, set()
+        dirty, self.dirty = self.dirty | self.graph.take_route_fanout(), set()
         gone: dict[str, VsTree] = {}
         for src in sorted(dirty, key=lambda r: r.key()):
             result = self.graph.translate(src)
