@@ -79,6 +79,8 @@ class Graph:
         # Gateway (namespace, name) / backend Service (namespace, name) -> the routes naming it
         self._routes_by_parent: dict[tuple[str, str], set[RouteKey]] = defaultdict(set)
         self._routes_by_backend: dict[tuple[str, str], set[RouteKey]] = defaultdict(set)
+        # Gateways (namespace, name) whose routes are all to be recomputed at the next flush
+        self._route_fanout: set[tuple[str, str]] = set()
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((kind, namespace, name))
@@ -168,8 +170,15 @@ class Graph:
             out |= self._joined_services(r.namespace, r.name)
             if kind not in ("Service", "EndpointSlice", *ROUTE_KINDS) or kind in L4_ROUTE_KINDS \
                     or r in takes_listeners:
-                out |= {_route_ref(k) for k in self._routes_by_parent.get((r.namespace, r.name), ())}
+                # Expanded once per flush (take_route_fanout): listing a Gateway's routes on every
+                # route's arrival would make loading n routes cost n².
+                self._route_fanout.add((r.namespace, r.name))
         return out
+
+    def take_route_fanout(self) -> set[ObjRef]:
+        """The routes of the Gateways whose change may alter every route's status there, since the last call."""
+        gateways, self._route_fanout = self._route_fanout, set()
+        return {_route_ref(k) for g in gateways for k in self._routes_by_parent.get(g, ())}
 
     def _joined_services(self, ns: str, name: str) -> set[ObjRef]:
         return {_svc_ref(*k) for k in self._joined.get((ns, name), ())}

@@ -273,12 +273,18 @@ def test_a_change_recomputes_only_what_it_can_alter() -> None:
     ko = as_kube_object(changed, "c1")
     assert ko is not None
     assert e.observe(ko) == refs("ra") | {gw_ref}  # not rb: a route's status never depends on another route
+    assert e.graph.take_route_fanout() == set()
     ko = as_kube_object(svc("b"), "c1")
     assert ko is not None
     assert e.observe(ko) == refs("rb") | {gw_ref, ObjRef(kind="Service", namespace="shop", name="b")}
+    assert e.graph.take_route_fanout() == set()
     ko = as_kube_object(gw(), "c1")
     assert ko is not None
-    assert e.observe(ko) == refs("ra", "rb") | {gw_ref}
+    assert e.observe(ko) == {gw_ref}
+    # Every route of the Gateway, listed once when the engine flushes (not on each change).
+    fanout = e.graph.take_route_fanout()
+    assert fanout == refs("ra", "rb")
+    e.dirty |= fanout
     out = e.flush()
     (tree,) = out.trees
     pools = [o.name for o in tree.objects if o.type == "pool"]
