@@ -88,6 +88,11 @@ class NatsCluster:
         for n in self.nodes:
             n.stop(timeout)
 
+    def kill(self) -> None:
+        """kill -9 every node (the whole cluster crashes); :meth:`start` brings it back from its stores."""
+        for n in self.nodes:
+            n.kill()
+
     def kill_node(self, i: int) -> None:
         """kill -9 one node, as a crashed machine would."""
         self.nodes[i].kill()

@@ -2,8 +2,9 @@
 
 Two clusters (``chaos-a``, ``chaos-b``) share one kube-apiserver, each with
 its own namespace and namespace selector, its own watcher, translator and
-health; a pool of two syncers serves both. Everything is a real process
-that a fault can kill.
+health; a pool of two syncers serves both. NATS is one nats-server, or a
+cluster of three with every stream replicated x3 (``nats_nodes=3``).
+Everything is a real process that a fault can kill.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kubernetes import client
 
 from albus import natsconfig
 from albus.broker import NatsServer
+from albus.broker_cluster import NatsCluster
 from albus.controlplane import builder
 from albus.controlplane.launcher import ControlPlane
 from albus.stack import Child, SimProcess
@@ -37,7 +39,7 @@ FOREIGN: dict[str, dict[str, Any]] = {
 class Rig:
     workdir: Path
     plane: ControlPlane
-    nats: NatsServer
+    nats: NatsServer | NatsCluster
     sim: SimProcess
     members: dict[str, Member]
     pool: list[Child]
@@ -76,14 +78,19 @@ def _make_foreign_objects(m: Member) -> None:
 
 
 @contextlib.contextmanager
-def rig(workdir: Path) -> Iterator[Rig]:
+def rig(workdir: Path, nats_nodes: int = 1) -> Iterator[Rig]:
+    """The rig; with ``nats_nodes`` > 1 NATS is a cluster of that many nodes and every stream has that many copies."""
     assets = builder.locate() or builder.ensure()
     plane = ControlPlane(workdir / "controlplane", assets=assets, gateway_api=False, start_timeout=120)
     ids = {i.user: i for i in natsconfig.identities(list(CLUSTERS))}
-    conf = workdir / "nats.conf"
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(natsconfig.render(list(ids.values())))
-    nats = NatsServer(workdir / "nats", config_file=conf)
+    nats: NatsServer | NatsCluster
+    if nats_nodes > 1:
+        nats = NatsCluster(workdir / "nats", size=nats_nodes, identities=list(ids.values()))
+    else:
+        conf = workdir / "nats.conf"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(natsconfig.render(list(ids.values())))
+        nats = NatsServer(workdir / "nats", config_file=conf)
     sim = SimProcess(workdir, seed=seed_with_tenants(workdir / "seed.yaml", ["team-b"]))
     members: dict[str, Member] = {}
     pool: list[Child] = []
@@ -91,10 +98,10 @@ def rig(workdir: Path) -> Iterator[Rig]:
         plane.start()
         nats.start()
         sim.start()
-        pool = syncer_pool(workdir, 2, CLUSTERS, sim, nats, ids)
+        pool = syncer_pool(workdir, 2, CLUSTERS, sim, nats, ids, nats_replicas=nats_nodes)
         for name, tenant in CLUSTERS.items():
             m = make_member(workdir / name, name, tenant, plane, sim, nats, ids, namespace=f"{name}-apps",
-                            selector=(LABEL, name))
+                            selector=(LABEL, name), nats_replicas=nats_nodes)
             ensure_namespace(client.CoreV1Api(m.api), m.namespace, {LABEL: name})
             m.start_services()
             members[name] = m

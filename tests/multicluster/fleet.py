@@ -18,6 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from albus import natsconfig
 from albus.broker import NatsServer
+from albus.broker_cluster import NatsCluster
 from albus.controlplane.launcher import ControlPlane
 from albus.stack import SERVICES, Child, SimProcess, service, write_config
 from tests.e2e.harness import CLUSTERROLE, SIM_SEED, VIP_NET, Pipeline
@@ -71,8 +72,8 @@ def ensure_namespace(core: client.CoreV1Api, name: str, labels: dict[str, str] |
 
 
 def make_member(workdir: Path, cluster: str, tenant: str, plane: ControlPlane, sim: SimProcess,
-                nats: NatsServer, ids: dict[str, natsconfig.Identity], namespace: str = APP_NS,
-                selector: tuple[str, str] = next(iter(SELECTOR.items()))) -> Member:
+                nats: NatsServer | NatsCluster, ids: dict[str, natsconfig.Identity], namespace: str = APP_NS,
+                selector: tuple[str, str] = next(iter(SELECTOR.items())), nats_replicas: int = 1) -> Member:
     """One cluster's services; it handles the namespaces labelled ``selector``, ``namespace`` is its workload's."""
     api = plane.kube_client()
     core = client.CoreV1Api(api)
@@ -84,7 +85,7 @@ def make_member(workdir: Path, cluster: str, tenant: str, plane: ControlPlane, s
         extra={"AKOSettings": {"namespaceSelector": {"labelKey": selector[0], "labelValue": selector[1]},
                                "fullSyncFrequency": 3600},
                "ControllerSettings": {"controllerVersion": "22.1.3", "tenantName": tenant},
-               "albus": {"namespace": SYSTEM_NS}},
+               "albus": {"namespace": SYSTEM_NS, "natsReplicas": nats_replicas}},
     )
     own = ids[natsconfig.cluster_user(cluster)].url(nats.url)
     return Member(cluster=cluster, namespace=namespace, workdir=workdir, sim=sim, api=api, config_path=cfg,
@@ -92,14 +93,16 @@ def make_member(workdir: Path, cluster: str, tenant: str, plane: ControlPlane, s
                   nats_urls={name: own for name in CLUSTER_SERVICES})
 
 
-def syncer_pool(workdir: Path, replicas: int, clusters: dict[str, str], sim: SimProcess, nats: NatsServer,
-                ids: dict[str, natsconfig.Identity]) -> list[Child]:
+def syncer_pool(workdir: Path, replicas: int, clusters: dict[str, str], sim: SimProcess,
+                nats: NatsServer | NatsCluster, ids: dict[str, natsconfig.Identity],
+                nats_replicas: int = 1) -> list[Child]:
     """``replicas`` syncer processes serving every cluster (``albus.syncer.clusters``), as the pool's identity."""
     cfg = write_config(
         workdir / "syncer-pool.yaml", cluster=next(iter(clusters)), controller=sim.url, username=sim.username,
         password=sim.password, nats_url=ids[natsconfig.SYNCER_USER].url(nats.url), kubeconfig="",
         vip_networks=[VIP_NET],
         extra={"AKOSettings": {"fullSyncFrequency": 3600}, "ControllerSettings": {"controllerVersion": "22.1.3"},
-               "albus": {"syncer": {"clusters": [{"name": c, "tenantName": t} for c, t in clusters.items()]}}},
+               "albus": {"natsReplicas": nats_replicas,
+                         "syncer": {"clusters": [{"name": c, "tenantName": t} for c, t in clusters.items()]}}},
     )
     return [service("syncer", cfg, workdir / "logs", suffix=f"-{i}").start() for i in range(replicas)]
