@@ -30,6 +30,8 @@ Tools
   sim           the Avi controller simulator
   controlplane  build or start the local kube-apiserver/etcd (see `albus controlplane --help`)
   nats-config --cluster NAME ...   a nats-server configuration with one identity per cluster
+  resync [--cluster NAME ...] [--config FILE] [--timeout S]   rebuild every stream from the clusters and
+                the controller (NATS data lost) and wait until converged (docs/disaster-recovery.md)
 """
 
 SERVICES = {
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_module_main("albus.controlplane.__main__", rest)
     if cmd == "nats-config":
         return _run_module_main("albus.natsconfig", rest)
+    if cmd == "resync":
+        return _run_module_main("albus.resync", rest)
     if cmd == "up":
         return _run_module_main("albus.up", rest)
     if cmd == "status":

@@ -28,6 +28,7 @@ from services.common import subjects
 from services.common.bus import Bus
 from services.common.config import Config, load_config
 from services.common.contracts import KindSynced, KubeObject
+from services.common.incarnation import incarnation
 from services.translator.engine import Engine
 from services.translator.main import REQUIRED_KINDS
 from services.translator.offline import as_kube_object
@@ -99,7 +100,8 @@ async def _through_bus(stack: Stack, cfg: Config, evs: list[KubeObject], cfg_pat
     await nc.subscribe(subjects.trees_synced(cluster), cb=on_synced)
     for kind in REQUIRED_KINDS:
         await bus.publish(subjects.k8s_synced(cluster, kind),
-                          KindSynced(cluster=cluster, kind=kind, resource_version="0", count=0, epoch="bench"))
+                          KindSynced(cluster=cluster, kind=kind, resource_version="0", count=0, epoch="bench",
+                                     incarnation=await incarnation(bus, subjects.STREAM_K8S)))
     proc = service("translator", cfg_path, cfg_path.parent / "logs").start()
     try:
         await asyncio.wait_for(synced.wait(), 120)  # full view of an empty cluster

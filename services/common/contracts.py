@@ -16,6 +16,8 @@ Subjects (see :mod:`services.common.subjects` for building and parsing them):
 * ``report.<cluster>.<kind>.<ns>.<name>``   :class:`SourceReport` (translation problems)
 * ``trace.span.<cluster>.<trace id>``       :class:`SpanBatch` (the local span store)
 * ``trace.obj.<cluster>.<kind>.<ns>.<name>``  :class:`ChangeTraced` (its index by object)
+* ``ctl.<cluster>.resync``                  :class:`ResyncRequest` (``albus resync``)
+* ``ctl.<cluster>.done.<service>.<instance>``  :class:`ResyncDone` (a service's answer)
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ class KindSynced(Contract):
     resource_version: str
     count: int
     epoch: str = Field(description="watcher incarnation; a new one means a fresh list")
+    # The ALBUS_K8S stream (its creation time) the watcher's known set was read
+    # from: the list is complete on that stream only. A marker is believed
+    # only while that stream is the current one (docs/disaster-recovery.md).
+    incarnation: str = ""
 
 
 class AviObject(BaseModel):
@@ -141,6 +147,11 @@ class TreesSynced(Contract):
     cluster: str
     epoch: str
     vs_names: tuple[str, ...] = ()
+    # The ALBUS_AVI stream (its creation time) the translator's published
+    # trees were read from: garbage collection trusts the marker only while
+    # that stream is the current one (docs/disaster-recovery.md).
+    incarnation: str = ""
+    request: str = ""  # the resync request this full view answers, if any
 
 
 class ApplyOutcome(Contract):
@@ -267,6 +278,33 @@ class ChangeTraced(Contract):
     start_ns: int
 
 
+class ResyncRequest(Contract):
+    """``albus resync``: every service of ``cluster`` rebuilds its state from the clusters and the controller."""
+
+    kind_name: ClassVar[str] = "resync-request"
+    cluster: str
+    request: str  # unique per request: the answers name it
+    reason: str = ""
+
+
+class ResyncDone(Contract):
+    """One service instance has finished the full resync that answers ``request``.
+
+    ``epoch`` is the translator's ``TreesSynced`` epoch of that resync (the
+    translator's own, or the one a syncer replica applied every tree of);
+    ``partitions`` are the partitions a syncer replica re-applied.
+    """
+
+    kind_name: ClassVar[str] = "resync-done"
+    cluster: str
+    service: str  # watcher | translator | syncer | health
+    instance: str
+    request: str
+    epoch: str = ""
+    partitions: tuple[int, ...] = ()
+    detail: str = ""
+
+
 def tree_checksum(tree: VsTree) -> str:
     """Stable digest of what the controller should hold for this tree.
 
@@ -285,7 +323,8 @@ def tree_checksum(tree: VsTree) -> str:
 
 _REGISTRY: dict[str, type[Contract]] = {
     cls.kind_name: cls
-    for cls in (KubeObject, KindSynced, VsTree, TreesSynced, ApplyOutcome, SourceReport, SpanBatch, ChangeTraced)
+    for cls in (KubeObject, KindSynced, VsTree, TreesSynced, ApplyOutcome, SourceReport, SpanBatch, ChangeTraced,
+                ResyncRequest, ResyncDone)
 }
 
 C = TypeVar("C", bound=Contract)

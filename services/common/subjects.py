@@ -19,6 +19,7 @@ STREAM_K8S = "ALBUS_K8S"
 STREAM_AVI = "ALBUS_AVI"
 STREAM_OUTCOME = "ALBUS_OUTCOME"
 STREAM_TRACES = "ALBUS_TRACES"
+STREAM_CONTROL = "ALBUS_CONTROL"
 
 CLUSTER_SCOPE = "_"
 SYNCED = "_synced"
@@ -96,6 +97,18 @@ def trace_index(cluster: str, kind: str, namespace: str, name: str) -> str:
     return f"trace.obj.{esc(cluster)}.{esc(kind)}.{ns}.{esc(name)}"
 
 
+def resync_request(cluster: str) -> str:
+    return f"ctl.{esc(cluster)}.resync"
+
+
+def resync_done(cluster: str, service: str, instance: str) -> str:
+    return f"ctl.{esc(cluster)}.done.{esc(service)}.{esc(instance)}"
+
+
+def resync_done_cluster(cluster: str) -> str:
+    return f"ctl.{esc(cluster)}.done.>"
+
+
 @dataclass(frozen=True)
 class K8sSubject:
     cluster: str
@@ -121,6 +134,7 @@ STREAMS: dict[str, list[str]] = {
     STREAM_AVI: ["avi.>", "avisync.>"],
     STREAM_OUTCOME: ["outcome.>", "report.>"],
     STREAM_TRACES: ["trace.>"],
+    STREAM_CONTROL: ["ctl.>"],  # resync requests and the services' answers (docs/disaster-recovery.md)
 }
 
 # The span store is a bounded history, not state: every message kept, the

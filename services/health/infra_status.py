@@ -22,7 +22,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from services.common import subjects
-from services.common.bus import Bus, Delivery
+from services.common.bus import Bus, Delivery, Follower
 from services.common.contracts import KubeObject, decode
 from services.common.kube import request_json
 from services.health.avi_reader import AviReader, CachedLookup, ControllerReadError
@@ -65,6 +65,12 @@ class InfraStatusWriter:
     status_writes: int = 0
     _dirty: set[str] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _follower: Follower | None = None
+
+    @property
+    def replayed(self) -> bool:
+        """The settings on the bus have all been read (this run)."""
+        return self._follower is not None and self._follower.caught_up.is_set()
 
     async def _on_object(self, d: Delivery) -> None:
         if subjects.parse_k8s(d.subject).name is None:
@@ -83,7 +89,7 @@ class InfraStatusWriter:
 
     async def run(self, stop: asyncio.Event) -> None:
         filt = f"k8s.{subjects.esc(self.cluster)}.{KIND}.>"
-        follower = await self.bus.follow(filt, self._on_object, name="infrasettings")
+        follower = self._follower = await self.bus.follow(filt, self._on_object, name="infrasettings")
         next_recheck = time.monotonic() + self.recheck_seconds
         next_full = time.monotonic() + self.full_seconds
         try:
@@ -105,6 +111,7 @@ class InfraStatusWriter:
                 for w in waits:
                     w.cancel()
         finally:
+            self._follower = None
             await follower.stop()
 
     async def validate(self, names: list[str]) -> None:

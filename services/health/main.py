@@ -1,4 +1,9 @@
-"""The health service: apply outcomes and translation reports → Service and Gateway API status, conditions, Events."""
+"""The health service: apply outcomes and translation reports → Service and Gateway API status, conditions, Events.
+
+A full resync (``albus resync``, or a stream lost with NATS's data) re-reads
+the bus: every loop replays its subjects again on top of what it knows, and
+writes only where a Service's status differs from what the bus says.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ import logging
 import os
 import socket
 
-from services.common import kube
+from services.common import kube, subjects
 from services.common.bus import Bus
 from services.common.config import Config, ConfigError
+from services.common.resync import Resync, Round, instance_id, set_when_any, unless_stopped
 from services.common.service_main import service_main
 from services.health.avi_reader import AviReader
 from services.health.gateway_writer import GatewayReconciler, RouteReconciler
@@ -18,6 +24,10 @@ from services.health.kube_writes import ServiceWriter
 from services.health.reconciler import HealthReconciler
 
 log = logging.getLogger("albus.health")
+
+# What health reads: outcomes and reports, AviInfraSettings (the control stream is watched anyway).
+STREAMS = (subjects.STREAM_OUTCOME, subjects.STREAM_K8S)
+SETTLED_POLL_SECONDS = 0.2
 
 
 def default_identity() -> str:
@@ -29,18 +39,40 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
         raise ConfigError("albus.natsUrl: health needs a NATS URL")
     api = kube.api_client(cfg)
     bus = await Bus.connect(cfg.albus.natsUrl, name=f"albus-health-{cfg.cluster}", replicas=cfg.albus.natsReplicas)
+    resync = Resync(bus, cfg.cluster, "health", instance_id(), STREAMS)
     try:
         await bus.ensure_streams()
         ident = identity or default_identity()
         infra = InfraStatusWriter(api, bus, cfg.cluster, AviReader(cfg), ServiceWriter(api, ident),
                                   cfg.ControllerSettings.vrfName, recheck_seconds=cfg.albus.healthPollSeconds * 6,
                                   full_seconds=float(cfg.AKOSettings.fullSyncFrequency))
-        await asyncio.gather(HealthReconciler(api, bus, cfg.cluster, ident).run(stop), infra.run(stop),
-                             GatewayReconciler(api, bus, cfg.cluster, ident).run(stop),
-                             RouteReconciler(api, bus, cfg.cluster, ident).run(stop))
+        loops = [HealthReconciler(api, bus, cfg.cluster, ident), GatewayReconciler(api, bus, cfg.cluster, ident),
+                 RouteReconciler(api, bus, cfg.cluster, ident)]
+        await resync.start()
+        while not stop.is_set():
+            rnd = await unless_stopped(resync.begin_round(), stop)
+            if rnd is None:
+                break
+            round_stop = asyncio.Event()
+            relay = asyncio.create_task(set_when_any(round_stop, stop, resync.needed))
+            answer = asyncio.create_task(_answer_when_settled(loops, infra, resync, rnd))
+            try:
+                await asyncio.gather(*(r.run(round_stop) for r in loops), infra.run(round_stop))
+            finally:
+                relay.cancel()
+                answer.cancel()
     finally:
+        await resync.stop()
         await bus.close()
         api.close()
+
+
+async def _answer_when_settled(loops: list[HealthReconciler], infra: InfraStatusWriter, resync: Resync,
+                               rnd: Round) -> None:
+    """Answer the round's resync request once every loop has replayed the bus and brought status in line."""
+    while not (all(r.settled.is_set() for r in loops) and infra.replayed):
+        await asyncio.sleep(SETTLED_POLL_SECONDS)
+    await resync.finish(rnd, detail="outcomes and reports re-read")
 
 
 def main(argv: list[str] | None = None) -> int:

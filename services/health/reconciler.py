@@ -71,6 +71,13 @@ class HealthReconciler:
             self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Replay, then keep status in line until ``stop``; run again after a full resync (state kept).
+
+        The state is kept across runs: what a new replay delivers replaces it
+        subject by subject, so a stream lost with NATS's data and filled again
+        by the syncer changes no status that was right.
+        """
+        self.settled.clear()
         outcomes = await self.bus.follow(subjects.outcome_cluster(self.cluster), self._on_outcome, name="outcomes")
         reports = await self.bus.follow(subjects.report_cluster(self.cluster), self._on_report, name="reports")
         try:

@@ -3,7 +3,10 @@
 Safe only from a complete view (docs/architecture.md, "Garbage collection,
 safely"):
 
-1. the translator's ``TreesSynced`` marker for the cluster exists;
+1. the translator's ``TreesSynced`` marker for the cluster exists and names
+   the current incarnation of the AVI stream (a marker of a stream lost with
+   NATS's data vouches for trees this one may not hold yet), and that stream
+   is still the same after the trees were read;
 2. the controller is listed *first* and the trees are read *after*, so
    anything on the controller at listing time came from a tree published
    before the read — if no tree claims it now, none will claim it from that
@@ -23,7 +26,8 @@ from dataclasses import dataclass, field
 
 from services.common import subjects
 from services.common.bus import Bus
-from services.common.contracts import VsTree, decode
+from services.common.contracts import TreesSynced, VsTree, decode
+from services.common.incarnation import incarnation
 from services.syncer.apply import ApplyFailed, Fence, TreeApplier
 from services.syncer.avi_client import CallCounter, ControllerError
 from services.syncer.cache import Key, deletion_order, owned_by
@@ -37,6 +41,7 @@ GC_PARTITION = 0
 class GcReport:
     ran: bool
     reason: str = ""
+    epoch: str = ""  # of the TreesSynced marker it ran from
     deleted: list[tuple[str, str, str]] = field(default_factory=list)  # (tenant, type, name)
     refused: list[tuple[str, str, str, str]] = field(default_factory=list)  # + reason
     calls: CallCounter = field(default_factory=CallCounter)
@@ -53,12 +58,29 @@ async def _trees(bus: Bus, cluster: str) -> list[VsTree]:
     return trees
 
 
+async def trusted_marker(bus: Bus, cluster: str) -> tuple[TreesSynced | None, str]:
+    """The cluster's ``TreesSynced`` if it vouches for the AVI stream as it is now, else None and why not."""
+    d = await bus.last(subjects.trees_synced(cluster))
+    if d is None:
+        return None, "no TreesSynced marker yet"
+    try:
+        marker = decode(d.data, TreesSynced)
+    except ValueError as exc:
+        return None, f"unreadable TreesSynced marker: {exc}"
+    current = await incarnation(bus, subjects.STREAM_AVI)
+    if not current or marker.incarnation != current:
+        return None, (f"TreesSynced names another incarnation of {subjects.STREAM_AVI} "
+                      f"({marker.incarnation or 'unstamped'}, now {current or 'none'}): waiting for the translator")
+    return marker, ""
+
+
 async def collect_garbage(
     bus: Bus, applier: TreeApplier, cluster: str, tenants: set[str], fence: Fence
 ) -> GcReport:
     report = GcReport(ran=False)
-    if await bus.last(subjects.trees_synced(cluster)) is None:
-        report.reason = "no TreesSynced marker yet"
+    marker, why = await trusted_marker(bus, cluster)
+    if marker is None:
+        report.reason = why
         return report
     cache = applier.cache
     # Which tenants to look at: configured, seen before, and any a tree names
@@ -72,7 +94,12 @@ async def collect_garbage(
     for tree in await _trees(bus, cluster):
         if not tree.deleted:
             claimed |= {(tree.tenant, o.type, o.name) for o in tree.objects}
+    # Read from the stream the marker vouches for, not from one created since.
+    if await incarnation(bus, subjects.STREAM_AVI) != marker.incarnation:
+        report.reason = f"{subjects.STREAM_AVI} was replaced while the trees were read"
+        return report
     report.ran = True
+    report.epoch = marker.epoch
     for tenant, objs in listed.items():
         orphans = [k for k, obj in objs.items() if (tenant, *k) not in claimed and owned_by(obj, cluster)]
         for key in deletion_order(orphans):

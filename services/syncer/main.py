@@ -54,6 +54,9 @@ async def budget_heartbeat(budget: SharedBudget, stop: asyncio.Event, period: fl
             await budget.heartbeat()
         except Exception as exc:  # the bus is away: keep the last share
             log.warning("call budget heartbeat: %s", exc)
+            # Its bucket may have been lost with NATS's data: create it again if so.
+            with contextlib.suppress(Exception):
+                await budget.open()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), period)
 

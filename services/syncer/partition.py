@@ -65,6 +65,7 @@ class PartitionWorker:
         self.follower: Follower | None = None
         self._stopping = False
         self.evaluated: set[tuple[str, str]] = set()  # VSes applied (or tried) since this worker started
+        self.reported: set[tuple[str, str]] = set()  # VSes whose last apply's outcome is on the bus
 
     @property
     def settled(self) -> bool:
@@ -116,6 +117,7 @@ class PartitionWorker:
             try:
                 outcome = await self._apply(tree, slot)
             except LeaseLost as exc:
+                self.reported.discard(key)
                 # Often only a late renewal on a busy machine. If the partition
                 # really moved, the replica stops this worker; until then the VS
                 # stays pending (not settled) and is tried again shortly.
@@ -124,6 +126,9 @@ class PartitionWorker:
             except Exception:
                 log.exception("partition %d: applying %s failed unexpectedly", self.part, tree.vs_name)
                 outcome = None
+                self.reported.discard(key)
+            else:
+                self.reported.add(key)
             finally:
                 slot.busy = False
                 if not fenced:

@@ -1,9 +1,17 @@
-"""One syncer replica: membership, partition claims, workers, outcomes, resync and GC."""
+"""One syncer replica: membership, partition claims, workers, outcomes, resync and GC.
+
+A full resync round (``albus resync``, or a stream or KV bucket lost with
+NATS's data; :mod:`services.common.resync`) drops every partition, brings
+the streams and buckets back, and takes the partitions again: the cache is
+listed afresh in bulk and every tree is applied again from a fresh replay,
+which writes nothing where the controller already matches and publishes
+the outcomes the bus no longer holds. Garbage collection meanwhile waits
+for a ``TreesSynced`` of the current AVI stream (:func:`gc.trusted_marker`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -12,12 +20,13 @@ from dataclasses import dataclass
 from services.common import subjects
 from services.common.bus import TOMBSTONE_TTL_SECONDS, Bus
 from services.common.config import Config
-from services.common.contracts import ApplyOutcome, decode
+from services.common.contracts import ApplyOutcome, TreesSynced, decode
+from services.common.resync import Resync, Round, answers, first_of, unless_stopped
 from services.syncer.apply import Fence, TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.cache import ObjectCache
-from services.syncer.gc import GC_PARTITION, GcReport, collect_garbage
-from services.syncer.leases import LeaseBook, LeaseLost, assigned
+from services.syncer.gc import GC_PARTITION, GcReport, collect_garbage, trusted_marker
+from services.syncer.leases import LEASES_BUCKET, MEMBERS_BUCKET, LeaseBook, LeaseLost, assigned
 from services.syncer.partition import PartitionWorker
 
 log = logging.getLogger(__name__)
@@ -60,6 +69,14 @@ class SyncerReplica:
         self.applies: Counter[tuple[str, str]] = Counter()  # per (tenant, vs), for tests and metrics
         self._next_resync = 0.0
         self._refresh_since = 0.0
+        # What the replica's state is read from: trees, outcomes, its KV buckets.
+        streams = [subjects.STREAM_AVI, subjects.STREAM_OUTCOME,
+                   f"KV_{MEMBERS_BUCKET}{self.timing.bucket_suffix}", f"KV_{LEASES_BUCKET}{self.timing.bucket_suffix}"]
+        if client.budget is not None:
+            streams.append(f"KV_{client.budget.bucket}")
+        self.resync = Resync(bus, self.cluster, "syncer", replica_id, streams, prepare=self._prepare)
+        self.round: Round | None = None
+        self._gc_epoch = ""  # the TreesSynced epoch this round's last GC ran from
 
     # -- outcomes ----------------------------------------------------------
 
@@ -150,19 +167,79 @@ class SyncerReplica:
         await self._reload(now)
         for worker in self.workers.values():
             worker.resync()
-        if GC_PARTITION in self.workers:
-            try:
-                self.gc_runs += 1
-                self.last_gc = await collect_garbage(
-                    self.bus, self.applier, self.cluster, {self.cfg.tenant}, self._fence_for(GC_PARTITION)
-                )
-                if not self.last_gc.ran:
-                    # Not allowed yet: look again soon rather than after a full period.
-                    self._next_resync = now + min(self.timing.resync, max(self.timing.tick, self.timing.gc_delay))
-            except LeaseLost as exc:
-                log.info("gc stopped: %s", exc)
-            except Exception:
-                log.exception("gc failed")
+        if GC_PARTITION in self.workers and not await self._gc():
+            # Not allowed yet: look again soon rather than after a full period.
+            self._next_resync = now + min(self.timing.resync, max(self.timing.tick, self.timing.gc_delay))
+
+    async def _gc(self) -> bool:
+        """Collect garbage for the cluster (holder of partition 0 only); whether it ran."""
+        try:
+            self.gc_runs += 1
+            self.last_gc = await collect_garbage(
+                self.bus, self.applier, self.cluster, {self.cfg.tenant}, self._fence_for(GC_PARTITION)
+            )
+        except LeaseLost as exc:
+            log.info("gc stopped: %s", exc)
+            return False
+        except Exception:
+            log.exception("gc failed")
+            return False
+        if self.last_gc.ran:
+            self._gc_epoch = self.last_gc.epoch
+        else:
+            log.info("gc not run: %s", self.last_gc.reason)
+        return self.last_gc.ran
+
+    # -- full resync rounds ------------------------------------------------
+
+    async def _prepare(self) -> None:
+        """The streams and the KV buckets this replica uses, created again if NATS lost them."""
+        await self.bus.ensure_streams()
+        await self.leases.open()
+        if self.client.budget is not None:
+            await self.client.budget.open()
+
+    async def _begin_round(self, stop: asyncio.Event) -> None:
+        """Drop every partition (in-flight applies finish first) and read the bus afresh."""
+        try:
+            # Streams first: an apply in flight may be waiting to publish its outcome.
+            await self._prepare()
+        except Exception as exc:
+            log.warning("replica %s: bringing the streams back: %s", self.replica_id, exc)
+        for part in sorted(self.workers):
+            await self._drop(part, release=True)
+        self.leases.held.clear()
+        rnd = await unless_stopped(self.resync.begin_round(), stop)
+        if rnd is None:
+            return
+        # Partitions are taken again at the next rebalance: listed afresh, replayed from scratch.
+        self.round = rnd
+        self._gc_epoch = ""
+
+    async def _answer(self) -> None:
+        """Answer the round's request once every tree of the translator's answering full view is applied here."""
+        rnd = self.round
+        if rnd is None or not rnd.request or rnd.request == self.resync.answered or not self.workers:
+            return
+        marker, _why = await trusted_marker(self.bus, self.cluster)
+        if marker is None or not answers(marker.request, rnd.request) or (
+                marker.incarnation != rnd.incarnation(subjects.STREAM_AVI)):
+            return
+        if GC_PARTITION in self.workers and self._gc_epoch != marker.epoch:
+            await self._gc()  # from that full view, before saying the cluster converged
+            if self._gc_epoch != marker.epoch:
+                return
+        if not all(self._applied(part, worker, marker) for part, worker in self.workers.items()):
+            return
+        await self.resync.finish(rnd, epoch=marker.epoch, partitions=self.workers,
+                                 detail=f"{len(self.workers)} partitions re-applied")
+
+    def _applied(self, part: int, worker: PartitionWorker, marker: TreesSynced) -> bool:
+        """Every live tree of ``marker`` in this partition applied since the worker started, its outcome on the bus."""
+        if not worker.settled:
+            return False
+        done = {name for _, name in worker.reported}
+        return all(name in done for name in marker.vs_names if subjects.partition_of(self.cluster, name) == part)
 
     # -- life --------------------------------------------------------------
 
@@ -170,23 +247,30 @@ class SyncerReplica:
         """This replica's partitions and whether all their trees are applied, for probes and tests."""
         settled = bool(self.workers) and all(w.settled for w in self.workers.values())
         status = {"replica": self.replica_id, "cluster": self.cluster, "partitions": sorted(self.workers),
-                  "settled": settled, "at": time.time()}
+                  "settled": settled, "at": time.time(),
+                  # The TreesSynced epoch garbage collection last ran from in this round (holder of partition 0).
+                  "gc_epoch": self._gc_epoch}
         await self.leases.report(status)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.leases.open()
         self._next_resync = time.monotonic() + self.timing.resync
+        await self.resync.start()
         try:
             while not stop.is_set():
                 try:
+                    if self.round is None or self.resync.needed.is_set():
+                        await self._begin_round(stop)
+                        continue
                     await self._rebalance()
                     await self._resync_and_gc()
+                    await self._answer()
                     await self._report_status()
                 except Exception:
                     log.exception("replica %s: tick failed", self.replica_id)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.timing.tick)
+                await first_of(stop, self.resync.needed, timeout=self.timing.tick)
         finally:
+            await self.resync.stop()
             await self.shutdown()
 
     async def shutdown(self) -> None:

@@ -42,6 +42,9 @@ class Engine:
         self.published: dict[str, VsTree] = {}  # vs name -> tree on the bus (not deleted)
         self.reported: dict[ObjRef, tuple[Problem, ...]] = {}
         self.reported_status: dict[ObjRef, GatewayStatus] = {}  # Gateway API status on the bus
+        # Trees an earlier round of this process published: only for the VIP ids
+        # they carry, when the stream that held them was lost (docs/disaster-recovery.md).
+        self.vip_memory: dict[str, VsTree] = {}
 
     # -- what the bus already holds -------------------------------------------------
     def remember_tree(self, tree: VsTree) -> None:
@@ -83,7 +86,8 @@ class Engine:
             before = self.desired.pop(src, {})
             now: dict[str, VsTree] = {}
             for t in result.trees:
-                now[t.vs_name], moved = carry_vip_id(t, self.published.get(t.vs_name))
+                now[t.vs_name], moved = carry_vip_id(
+                    t, self.published.get(t.vs_name) or self.vip_memory.get(t.vs_name))
                 if moved:
                     result.problems.append(Problem(source=src, reason="VipReallocated", message=moved,
                                                    severity=Severity.WARNING))

@@ -1,4 +1,13 @@
-"""The translator service: ``k8s.<cluster>.>`` in, ``avi.>`` trees and ``report.>`` out."""
+"""The translator service: ``k8s.<cluster>.>`` in, ``avi.>`` trees and ``report.>`` out.
+
+It runs in rounds (:mod:`services.common.resync`): each round starts from
+nothing but the bus (a fresh graph, the trees and reports the streams hold)
+and reaches its full view once every required kind's synced marker *of the
+K8S stream it reads* is in; then it publishes every tree that differs, the
+deletions of trees nobody wants, and ``TreesSynced`` naming the AVI stream
+it read. A full resync (``albus resync``, or a stream lost with NATS's data)
+ends the round and starts another.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +16,19 @@ import logging
 import uuid
 
 from services.common import subjects, tracing
-from services.common.bus import TOMBSTONE_TTL_SECONDS, Bus, Delivery
+from services.common.bus import TOMBSTONE_TTL_SECONDS, Bus, BusRefused, Delivery
 from services.common.config import Config
 from services.common.contracts import KindSynced, KubeObject, SourceReport, TreesSynced, VsTree, decode
+from services.common.resync import Resync, Round, first_of, instance_id, unless_stopped
 from services.common.service_main import service_main
 from services.translator.causes import Causes
 from services.translator.engine import Changes, Engine
 
 log = logging.getLogger("albus.translator")
+
+# What a round's state is read from: objects, trees, reports (the control stream is watched anyway).
+STREAMS = (subjects.STREAM_K8S, subjects.STREAM_AVI, subjects.STREAM_OUTCOME)
+ROUND_RETRY_SECONDS = 2.0
 
 # Kinds whose full list must be on the bus before the translator may decide
 # that a tree is no longer wanted. AviInfraSetting too: without it a Service
@@ -25,10 +39,17 @@ REQUIRED_KINDS = ("Service", "EndpointSlice", "Namespace", "AviInfraSetting", "G
 
 
 class Translator:
-    def __init__(self, cfg: Config, bus: Bus) -> None:
+    """One round of translation: a fresh graph fed from the K8S stream the round read."""
+
+    def __init__(self, cfg: Config, bus: Bus, resync: Resync, rnd: Round,
+                 vip_memory: dict[str, VsTree] | None = None) -> None:
         self.cfg = cfg
         self.bus = bus
+        self.resync = resync
+        self.round = rnd
         self.engine = Engine(cfg)
+        self.engine.vip_memory = dict(vip_memory or {})
+        self.stale_markers = 0
         self.synced: dict[str, str] = {}
         self.wake = asyncio.Event()
         self.full_view = False
@@ -47,6 +68,13 @@ class Translator:
         parsed = subjects.parse_k8s(d.subject)
         if parsed.name is None:
             marker = decode(d.data, KindSynced)
+            if marker.incarnation != self.round.incarnation(subjects.STREAM_K8S):
+                # Listed against another incarnation of the stream (one lost
+                # with NATS's data): it says nothing about what this one holds.
+                self.stale_markers += 1
+                log.info("ignoring %s synced marker of another K8S stream (%s)", marker.kind,
+                         marker.incarnation or "unstamped")
+                return
             self.synced[marker.kind] = marker.epoch
         else:
             self.causes.add(self.engine.observe(decode(d.data, KubeObject)), d.span_context())
@@ -73,40 +101,64 @@ class Translator:
             return
         if not caught_up or any(k not in self.synced for k in REQUIRED_KINDS):
             return
+        # Complete on the streams this round read, if they still are the current ones.
+        if not await self.resync.still_valid(self.round):
+            return
         self.engine.mark_all()
         causes = self.causes.take()
         await self.publish(self.engine.flush(), causes)
         await self.publish(self.engine.stale(), causes)
         self.full_view = True
-        marker = TreesSynced(cluster=self.cfg.cluster, epoch=self.epoch, vs_names=self.engine.live_vs_names())
+        marker = TreesSynced(cluster=self.cfg.cluster, epoch=self.epoch, vs_names=self.engine.live_vs_names(),
+                             incarnation=self.round.incarnation(subjects.STREAM_AVI), request=self.round.request)
         await self.bus.publish(subjects.trees_synced(self.cfg.cluster), marker)
         log.info("full view: %d trees live", len(marker.vs_names))
+        await self.resync.finish(self.round, epoch=self.epoch, detail=f"{len(marker.vs_names)} trees live")
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Seed, follow the cluster's objects and translate, until ``stop`` or a full resync is needed."""
+        await self.seed()
+        follower = await self.bus.follow(subjects.k8s_cluster(self.cfg.cluster), self.on_k8s, name="translator")
+        self.wake.set()
+        try:
+            while not stop.is_set() and not self.resync.needed.is_set():
+                await first_of(self.wake, stop, self.resync.needed)
+                if stop.is_set() or self.resync.needed.is_set():
+                    break
+                self.wake.clear()
+                # Let a burst of events land before recomputing: one tree per burst.
+                await asyncio.sleep(0.01)
+                await self.step(follower.caught_up.is_set())
+        finally:
+            await follower.stop()
 
 
 async def run(cfg: Config, stop: asyncio.Event) -> None:
-    bus = await Bus.connect(cfg.albus.natsUrl, f"albus-translator-{cfg.cluster}")
+    bus = await Bus.connect(cfg.albus.natsUrl, f"albus-translator-{cfg.cluster}", replicas=cfg.albus.natsReplicas)
+    resync = Resync(bus, cfg.cluster, "translator", instance_id(), STREAMS)
     try:
         await bus.ensure_streams()
-        tr = Translator(cfg, bus)
-        await tr.seed()
-        follower = await bus.follow(subjects.k8s_cluster(cfg.cluster), tr.on_k8s, name="translator")
-        tr.wake.set()
+        await resync.start()
+        # The trees this process published, kept across rounds for the VIP ids
+        # they carry (a re-allocated VIP keeps its id after the AVI stream is lost).
+        memory: dict[str, VsTree] = {}
         while not stop.is_set():
-            waiter = asyncio.ensure_future(tr.wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopper.cancel()
-            if stop.is_set():
+            rnd = await unless_stopped(resync.begin_round(), stop)
+            if rnd is None:
                 break
-            tr.wake.clear()
-            # Let a burst of events land before recomputing: one tree per burst.
-            await asyncio.sleep(0.01)
-            await tr.step(follower.caught_up.is_set())
-            if not tr.full_view and follower.caught_up.is_set():
-                continue
-        await follower.stop()
+            tr = Translator(cfg, bus, resync, rnd, memory)
+            try:
+                await tr.serve(stop)
+            except BusRefused:
+                raise  # wrong credentials: another round cannot help
+            except Exception:
+                # Whatever went wrong, the bus still holds the truth: start over from it.
+                log.exception("translation round failed; starting a new one from the bus")
+                resync.trigger("the translation round failed")
+                await first_of(stop, timeout=ROUND_RETRY_SECONDS)
+            memory = {**memory, **tr.engine.published}
     finally:
+        await resync.stop()
         await bus.close()
 
 

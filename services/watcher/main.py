@@ -7,9 +7,10 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from services.common import kube
+from services.common import kube, subjects
 from services.common.bus import Bus
 from services.common.config import Config, ConfigError
+from services.common.resync import Resync, Round, set_when_any, unless_stopped
 from services.common.service_main import service_main
 from services.watcher.kinds import KINDS, KindSpec
 from services.watcher.lease import LeaderElector, LeaseTiming, default_identity, lease_name
@@ -18,6 +19,9 @@ from services.watcher.reflectors import ReflectorSet
 log = logging.getLogger("albus.watcher")
 
 RESTART_DELAY_SECONDS = 5.0
+LISTED_POLL_SECONDS = 0.2
+# What the watcher's state is read from (the control stream is watched anyway).
+STREAMS = (subjects.STREAM_K8S,)
 
 
 async def run(
@@ -29,7 +33,13 @@ async def run(
     kinds: Sequence[KindSpec] = KINDS,
     watch_timeout: int = 300,
 ) -> None:
-    """Stand by, lead, and stand by again after a lost lease, until ``stop`` is set."""
+    """Stand by, lead, and stand by again after a lost lease, until ``stop`` is set.
+
+    While leading, a full resync (``albus resync``, or the K8S stream lost
+    with NATS's data) ends the term and starts a new one, lease kept: a new
+    term forgets what it believed the bus holds and reads it again, so an
+    emptied stream gets every object again.
+    """
     if not cfg.albus.natsUrl:
         raise ConfigError("albus.natsUrl: the watcher needs a NATS URL")
     api = kube.api_client(cfg)
@@ -37,12 +47,18 @@ async def run(
     elector = LeaderElector(
         api, kube.albus_namespace(cfg), lease_name(cfg.cluster), identity or default_identity(), timing
     )
+    resync = Resync(bus, cfg.cluster, "watcher", elector.identity, STREAMS)
     try:
         await bus.ensure_streams()
+        await resync.start()
         while not stop.is_set():
             if not await elector.acquire(stop):
                 break
-            term = ReflectorSet(api, bus, cfg.cluster, kinds, watch_timeout=watch_timeout)
+            rnd = await unless_stopped(resync.begin_round(), stop)
+            if rnd is None:
+                break
+            term = ReflectorSet(api, bus, cfg.cluster, kinds, watch_timeout=watch_timeout,
+                                incarnation=rnd.incarnation(subjects.STREAM_K8S))
             try:
                 await term.start()
             except Exception:
@@ -54,15 +70,30 @@ async def run(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RESTART_DELAY_SECONDS)
                 continue
+            leave = asyncio.Event()  # stop, or a resync: the term ends either way
+            relay = asyncio.create_task(set_when_any(leave, stop, resync.needed))
+            answer = asyncio.create_task(_answer_when_listed(term, resync, rnd))
             try:
-                await elector.hold(stop)
+                await elector.hold(leave)
             finally:
+                relay.cancel()
+                answer.cancel()
                 # Stop publishing before the lease is handed back or runs out.
                 await term.stop()
+            if resync.needed.is_set() and not stop.is_set():
+                log.info("new term for a full resync (%s); keeping the lease", resync.reason)
     finally:
+        await resync.stop()
         await elector.release()
         await bus.close()
         api.close()
+
+
+async def _answer_when_listed(term: ReflectorSet, resync: Resync, rnd: Round) -> None:
+    """Answer the round's resync request once every kind was listed and published this term."""
+    while not term.listed():
+        await asyncio.sleep(LISTED_POLL_SECONDS)
+    await resync.finish(rnd, epoch=term.epoch, detail=f"{len(term.reflectors)} kinds listed")
 
 
 def main(argv: list[str] | None = None) -> int:

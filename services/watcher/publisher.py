@@ -19,11 +19,13 @@ log = logging.getLogger(__name__)
 
 
 class KindPublisher:
-    def __init__(self, bus: Bus, cluster: str, kind: str, epoch: str, known: dict[Key, Seen] | None = None) -> None:
+    def __init__(self, bus: Bus, cluster: str, kind: str, epoch: str, known: dict[Key, Seen] | None = None,
+                 incarnation: str = "") -> None:
         self.bus = bus
         self.cluster = cluster
         self.kind = kind
         self.epoch = epoch
+        self.incarnation = incarnation  # of the ALBUS_K8S stream ``known`` was read from
         self.known: dict[Key, Seen] = dict(known or {})
         self.published = 0
         self.skipped = 0
@@ -79,6 +81,6 @@ class KindPublisher:
         )
         marker = KindSynced(
             cluster=self.cluster, kind=self.kind, resource_version=resource_version,
-            count=len(listed), epoch=self.epoch,
+            count=len(listed), epoch=self.epoch, incarnation=self.incarnation,
         )
         await self.bus.publish(subjects.k8s_synced(self.cluster, self.kind), marker)

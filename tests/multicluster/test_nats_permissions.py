@@ -22,6 +22,7 @@ from albus.stack import Child
 from services.common import subjects
 from services.common.bus import Bus, BusRefused
 from services.common.contracts import ApplyOutcome, KindSynced, KubeObject, TreesSynced, VsTree, decode
+from services.common.incarnation import incarnation
 from services.translator.main import REQUIRED_KINDS
 from tests.e2e.harness import wait_for
 
@@ -138,7 +139,8 @@ async def test_a_service_with_another_clusters_credentials_says_so_and_exits(
     # Bravo's watcher has listed everything: a translator for bravo will publish its TreesSynced marker.
     for kind in REQUIRED_KINDS:
         await bravo.publish(subjects.k8s_synced("bravo", kind),
-                            KindSynced(cluster="bravo", kind=kind, resource_version="1", count=0, epoch="e1"))
+                            KindSynced(cluster="bravo", kind=kind, resource_version="1", count=0, epoch="e1",
+                                       incarnation=await incarnation(bravo, subjects.STREAM_K8S)))
     # A translator for bravo started with alpha's credentials.
     cfg = tmp_path / "bravo.yaml"
     cfg.write_text(yaml.safe_dump({"AKOSettings": {"clusterName": "bravo"},

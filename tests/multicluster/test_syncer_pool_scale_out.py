@@ -24,6 +24,7 @@ from albus.stack import SimProcess, service, write_config
 from services.common import subjects
 from services.common.bus import Bus
 from services.common.contracts import TreesSynced, VsTree
+from services.common.incarnation import incarnation
 from tests.e2e.harness import OBJECT_TYPES, Pipeline, wait_for
 from tests.syncer.syncer_trees import l4_tree
 
@@ -50,7 +51,8 @@ async def publish(url: str, all_trees: list[VsTree]) -> None:
             await bus.publish(subjects.avi_tree(t.cluster, t.tenant, t.vs_name), t)
         for c in CLUSTERS:
             names = tuple(t.vs_name for t in all_trees if t.cluster == c)
-            await bus.publish(subjects.trees_synced(c), TreesSynced(cluster=c, epoch="e1", vs_names=names))
+            await bus.publish(subjects.trees_synced(c), TreesSynced(
+                cluster=c, epoch="e1", vs_names=names, incarnation=await incarnation(bus, subjects.STREAM_AVI)))
     finally:
         await bus.close()
 

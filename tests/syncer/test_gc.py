@@ -11,6 +11,7 @@ from albus.sim.testing import SimAdmin, SimClient
 from services.common import subjects
 from services.common.bus import Bus
 from services.common.contracts import TreesSynced
+from services.common.incarnation import incarnation
 from services.syncer.apply import TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.gc import collect_garbage
@@ -43,7 +44,8 @@ async def test_gc_waits_for_trees_synced_and_deletes_only_this_clusters_orphans(
     assert not report.ran and "TreesSynced" in report.reason
     assert len(our_objects(sim_admin, f"{cluster}--default-orphan")) == 4, "nothing deleted from a partial view"
 
-    await bus.publish(subjects.trees_synced(cluster), TreesSynced(cluster=cluster, epoch="e1", vs_names=(keep.vs_name,)))
+    await bus.publish(subjects.trees_synced(cluster), TreesSynced(
+        cluster=cluster, epoch="e1", vs_names=(keep.vs_name,), incarnation=await incarnation(bus, subjects.STREAM_AVI)))
     sim_admin.reset_log()
     report = await collect_garbage(bus, applier, cluster, {"admin"}, _fence)
     assert report.ran

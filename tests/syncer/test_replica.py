@@ -19,6 +19,7 @@ from albus.sim.testing import SimAdmin
 from services.common import subjects
 from services.common.bus import Bus
 from services.common.contracts import ApplyOutcome, TreesSynced, VsTree, decode
+from services.common.incarnation import incarnation
 from services.syncer.avi_client import ControllerClient
 from services.syncer.replica import SyncerReplica, Timing
 
@@ -125,7 +126,8 @@ async def test_one_replica_applies_replays_deletes_and_collects(
     await until(lambda: run.replica.gc_runs > runs + 1, what="GC attempts without the marker")
     assert run.replica.last_gc is not None and not run.replica.last_gc.ran
     assert len(our_objects(sim_admin, f"{cluster}--default-orphan")) == 4
-    await bus.publish(subjects.trees_synced(cluster), TreesSynced(cluster=cluster, epoch="e", vs_names=(tree.vs_name,)))
+    await bus.publish(subjects.trees_synced(cluster), TreesSynced(
+        cluster=cluster, epoch="e", vs_names=(tree.vs_name,), incarnation=await incarnation(bus, subjects.STREAM_AVI)))
     await until(lambda: not our_objects(sim_admin, f"{cluster}--default-orphan"), what="orphan collected")
     assert len(our_objects(sim_admin, f"{cluster}--default-web")) == 4
 
