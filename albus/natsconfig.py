@@ -124,9 +124,14 @@ class Clustering:
     server_name: str  # this node's, unique: JetStream's Raft groups know peers by it
     listen: str  # host:port of this node's route listener
     routes: tuple[str, ...]  # nats-route://host:port of the other nodes
+    # Clients get every node's URL, with credentials, in NATS_URL. A node that
+    # advertised the others' addresses would have clients add them to their
+    # pool without credentials and fail their authorization on reconnect.
+    no_advertise: bool = True
 
     def block(self) -> dict[str, Any]:
-        return {"name": self.name, "listen": self.listen, "routes": list(self.routes)}
+        return {"name": self.name, "listen": self.listen, "routes": list(self.routes),
+                "no_advertise": self.no_advertise}
 
 
 def config(ids: list[Identity], *, listen: str = "", store_dir: str = "", http: str = "",

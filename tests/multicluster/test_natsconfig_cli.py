@@ -62,7 +62,8 @@ def test_a_node_of_a_nats_cluster_gets_its_cluster_block_and_the_same_users(tmp_
                                 "--route", route, "--http", "127.0.0.1:8222", "-o", str(tmp_path / f"{i}.conf")]) == 0
     one, two = _conf(tmp_path / "0.conf"), _conf(tmp_path / "1.conf")
     assert one["server_name"] == "hub-0" and two["server_name"] == "hub-1"
-    assert one["cluster"] == {"name": "hub", "listen": "0.0.0.0:6222", "routes": ["nats-route://10.0.0.2:6222"]}
+    assert one["cluster"] == {"name": "hub", "listen": "0.0.0.0:6222", "routes": ["nats-route://10.0.0.2:6222"],
+                              "no_advertise": True}  # clients use NATS_URL's nodes, which carry the credentials
     assert one["http"] == "127.0.0.1:8222"
     assert one["authorization"] == two["authorization"]  # a client may land on any node
 

@@ -102,6 +102,9 @@ async def test_every_node_enforces_the_same_per_cluster_identities(tmp_path: Pat
     with NatsCluster(tmp_path / "nats", identities=list(ids.values())) as c:
         pool = await Bus.connect(ids[natsconfig.SYNCER_USER].url(c.url), "pool", replicas=3)
         await pool.ensure_streams()
+        # Nodes do not advertise each other: an address learnt that way has no credentials, and a
+        # reconnect to it would fail authorization. NATS_URL lists every node with them.
+        assert pool.nc.discovered_servers == []
         east_url = ids[natsconfig.cluster_user("east")].url
         for i, node in enumerate(c.nodes):
             east = await Bus.connect(east_url(node.url), f"east-on-{i}", replicas=3)
