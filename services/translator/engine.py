@@ -19,6 +19,7 @@ from services.common.contracts import (
     SourceReport,
     VsTree,
 )
+from services.translator import heap
 from services.translator.graph import ROUTE_KINDS, Graph
 from services.translator.vip_moves import carry_vip_id
 
@@ -45,6 +46,7 @@ class Engine:
         # Trees an earlier round of this process published: only for the VIP ids
         # they carry, when the stream that held them was lost (docs/disaster-recovery.md).
         self.vip_memory: dict[str, VsTree] = {}
+        self.full_view_pending = False  # mark_all was called: the next flush is a full view
 
     # -- what the bus already holds -------------------------------------------------
     def remember_tree(self, tree: VsTree) -> None:
@@ -72,12 +74,24 @@ class Engine:
 
     def mark_all(self) -> None:
         self.dirty |= self.graph.sources() | set(self.desired) | set(self.reported) | set(self.reported_status)
+        self.full_view_pending = True
 
     # -- output ----------------------------------------------------------------------
-    def _owners(self, vs_name: str) -> bool:
-        return any(vs_name in trees for trees in self.desired.values())
+    def _owned(self) -> set[str]:
+        """Every VS name some source wants (one pass: asking per name was quadratic)."""
+        return {name for trees in self.desired.values() for name in trees}
 
     def flush(self) -> Changes:
+        # The collector is paused while trees are built, and a full view's heap is frozen
+        # (heap.py: the collector was most of the CPU of an initial list).
+        full_view, self.full_view_pending = self.full_view_pending, False
+        with heap.paused():
+            out = self._flush()
+        if full_view:
+            heap.settle()
+        return out
+
+    def _flush(self) -> Changes:
         out = Changes()
         dirty, self.dirty = self.dirty | self.graph.take_route_fanout(), set()
         gone: dict[str, VsTree] = {}
@@ -117,8 +131,9 @@ class Engine:
                 out.reports.append(SourceReport(cluster=self.cfg.cluster, source=src, problems=problems,
                                                 vs_names=tuple(sorted(now)), gateway=status))
                 self.remember_report(out.reports[-1])
+        owned = self._owned() if gone else set()
         for name, old in gone.items():
-            if not self._owners(name) and name in self.published:
+            if name not in owned and name in self.published:
                 out.trees.append(self._deletion(self.published.pop(name, old)))
         return out
 
@@ -137,8 +152,9 @@ class Engine:
     def stale(self) -> Changes:
         """Deletions for published trees no source wants: run only with the full view."""
         out = Changes()
+        owned = self._owned()
         for name in sorted(self.published):
-            if not self._owners(name):
+            if name not in owned:
                 out.trees.append(self._deletion(self.published.pop(name)))
         live_sources = self.graph.sources()
         for src in sorted(set(self.reported) | set(self.reported_status), key=lambda r: r.key()):
