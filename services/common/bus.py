@@ -44,7 +44,8 @@ TRANSIENT = (NatsTimeoutError, NoRespondersError, ConnectionReconnectingError, O
 RETRY_MAX_DELAY = 2.0
 
 PERMISSIONS_VIOLATION = "permissions violation"
-STREAM_CREATE = "$js.api.stream.create."
+# Stream administration is the syncer pool's: a cluster identity is refused it, expectedly.
+STREAM_ADMIN = ("$js.api.stream.create.", "$js.api.stream.update.")
 
 
 class BusRefused(Exception):
@@ -104,8 +105,8 @@ class Bus:
         async def _err(e: Exception) -> None:
             if PERMISSIONS_VIOLATION in str(e).lower():
                 refusals.append(str(e))
-                if STREAM_CREATE in str(e).lower():
-                    return  # expected of a cluster identity started before the syncer pool: it waits
+                if any(a in str(e).lower() for a in STREAM_ADMIN):
+                    return  # a cluster identity: the syncer pool makes the streams, this one waits or goes on
                 log.error("nats refused this identity: %s. The credentials in NATS_URL allow only their own "
                           "cluster's subjects: check AKOSettings.clusterName and the NATS user", e)
                 return
@@ -164,9 +165,23 @@ class Bus:
                     if "already in use" not in str(exc):
                         raise
                     info = await self.js.stream_info(name)
+            # Never fewer copies than the stream has: a service configured
+            # with fewer replicas than the pool must not shrink it.
+            cfg.num_replicas = max(self.replicas, info.config.num_replicas or 1)
             # Update only what differs: cluster identities may read stream info, not change streams.
             if not _same_stream(info.config, cfg):
-                await self.js.update_stream(cfg)
+                await self._update_stream(cfg)
+
+    async def _update_stream(self, cfg: StreamConfig) -> None:
+        try:
+            await self.js.update_stream(cfg)
+        except NatsTimeoutError:
+            if not self.refused(f"$JS.API.STREAM.UPDATE.{cfg.name}"):
+                raise
+            # A cluster identity may not change streams: the syncer pool's
+            # configuration decides them; this service works with them as they are.
+            log.warning("stream %s differs from this service's settings (e.g. natsReplicas %d) and this "
+                        "identity may not update it: using it as it is", cfg.name, self.replicas)
 
     async def publish(
         self,

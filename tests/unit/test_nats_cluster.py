@@ -6,8 +6,6 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from albus import natsconfig
 from albus.broker_cluster import NatsCluster
 from services.common import subjects
@@ -124,13 +122,8 @@ async def test_every_node_enforces_the_same_per_cluster_identities(tmp_path: Pat
         await pool.close()
 
 
-# Both need ensure_streams to keep max(configured, existing) replicas and to let an identity that may
-# not update streams go on (services/common/bus.py, being changed by another engineer): remove the
-# marks with that change.
-NEEDS_BUS_PATCH = pytest.mark.xfail(strict=True, reason="ensure_streams: never lower replicas; refused update")
 
 
-@NEEDS_BUS_PATCH
 async def test_a_service_configured_with_fewer_replicas_never_lowers_a_stream(nats_cluster: NatsCluster) -> None:
     three = await Bus.connect(nats_cluster.url, "r3", replicas=3)
     one = await Bus.connect(nats_cluster.url, "r1", replicas=1)
@@ -144,7 +137,6 @@ async def test_a_service_configured_with_fewer_replicas_never_lowers_a_stream(na
         await three.close()
 
 
-@NEEDS_BUS_PATCH
 async def test_a_cluster_identity_that_may_not_raise_replicas_goes_on(tmp_path: Path) -> None:
     """A cluster's services started with natsReplicas 3 before the pool raised the streams: no crash."""
     ids = {i.user: i for i in natsconfig.identities(["east"])}
