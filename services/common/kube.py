@@ -60,6 +60,29 @@ def request_json(
     return data
 
 
+# The list/watch keywords the client's generated methods take, by query name.
+_LIST_QUERY = {"limit": "limit", "_continue": "continue", "watch": "watch", "resource_version": "resourceVersion",
+               "allow_watch_bookmarks": "allowWatchBookmarks", "timeout_seconds": "timeoutSeconds",
+               "field_selector": "fieldSelector", "label_selector": "labelSelector"}
+
+
+def list_raw(api: Any, path: str, *, _preload_content: bool = False, _request_timeout: Any = None,
+             **query: Any) -> Any:
+    """List (or, with ``watch=True``, watch) a collection path; the raw response, as ``_preload_content=False`` gives.
+
+    Takes the generated methods' keywords, so ``kubernetes.watch`` can drive
+    it, without their classes: importing ``CoreV1Api`` builds every core model
+    (seconds of CPU), which a watcher would pay on the event loop at each term.
+    """
+    params = [(_LIST_QUERY[k], v) for k, v in query.items() if v is not None]
+    serialized = api.param_serialize(method="GET", resource_path=path, query_params=params,
+                                     header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+    resp = api.call_api(*serialized, _request_timeout=_request_timeout).response
+    if not 200 <= resp.status <= 299:  # e.g. 404: the kind is not served (an optional CRD)
+        raise ApiException(status=resp.status, reason=resp.reason, body=resp.data.decode("utf-8", errors="replace"))
+    return resp
+
+
 def read_json(resp: Any) -> dict[str, Any]:
     """The JSON body of a ``_preload_content=False`` response."""
     try:

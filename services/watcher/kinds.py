@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
-
+from services.common import kube
 from services.watcher import trim
 
 # A function that lists (or, with watch=True, watches) every object of a kind;
@@ -32,26 +31,31 @@ class KindSpec:
     optional: bool = False
 
 
-def custom_lister(group: str, version: str, plural: str) -> Callable[[Any], ListFunc]:
+def path_lister(path: str) -> Callable[[Any], ListFunc]:
+    """List and watch the collection at ``path`` across namespaces (see :func:`kube.list_raw`)."""
     def lister(api: Any) -> ListFunc:
-        return functools.partial(client.CustomObjectsApi(api).list_cluster_custom_object, group, version, plural)
+        return functools.partial(kube.list_raw, api, path)
 
     return lister
 
 
+def custom_lister(group: str, version: str, plural: str) -> Callable[[Any], ListFunc]:
+    return path_lister(f"/apis/{group}/{version}/{plural}")
+
+
 SERVICE = KindSpec(
     kind="Service", api_version="v1", namespaced=True,
-    lister=lambda api: client.CoreV1Api(api).list_service_for_all_namespaces,
+    lister=path_lister("/api/v1/services"),
     trim=trim.trim_service,
 )
 ENDPOINT_SLICE = KindSpec(
     kind="EndpointSlice", api_version="discovery.k8s.io/v1", namespaced=True,
-    lister=lambda api: client.DiscoveryV1Api(api).list_endpoint_slice_for_all_namespaces,
+    lister=path_lister("/apis/discovery.k8s.io/v1/endpointslices"),
     trim=trim.trim_endpoint_slice,
 )
 NAMESPACE = KindSpec(
     kind="Namespace", api_version="v1", namespaced=False,
-    lister=lambda api: client.CoreV1Api(api).list_namespace,
+    lister=path_lister("/api/v1/namespaces"),
     trim=trim.trim_metadata_only,
 )
 AVI_INFRA_SETTING = KindSpec(
