@@ -47,7 +47,9 @@ class Member(Pipeline):
             self.start_one(name)
 
     def start_one(self, name: str) -> None:
-        env = {"NATS_URL": self.nats_urls[name]}
+        # A stable pod name, as a container restarted by Kubernetes keeps: a
+        # killed service started again resumes under its own leases.
+        env = {"NATS_URL": self.nats_urls[name], "POD_NAME": f"{self.cluster}-{name}"}
         self.children[name] = service(name, self.config_path, self.workdir / "logs", env=env).start()
 
     def stamps(self) -> dict[tuple[str, str], tuple[str, Any]]:
@@ -105,4 +107,5 @@ def syncer_pool(workdir: Path, replicas: int, clusters: dict[str, str], sim: Sim
                "albus": {"natsReplicas": nats_replicas,
                          "syncer": {"clusters": [{"name": c, "tenantName": t} for c, t in clusters.items()]}}},
     )
-    return [service("syncer", cfg, workdir / "logs", suffix=f"-{i}").start() for i in range(replicas)]
+    return [service("syncer", cfg, workdir / "logs", suffix=f"-{i}", env={"POD_NAME": f"syncer-{i}"}).start()
+            for i in range(replicas)]
