@@ -53,6 +53,8 @@ async def test_every_stream_has_three_current_copies_and_outlives_its_leader(nat
         assert victim is not None
         c.kill_node(victim)
         await until(lambda: c.stream_leader("ALBUS_K8S") not in (None, victim), 60, "a new leader of ALBUS_K8S")
+        # Reading creates a consumer, which needs the meta leader: the victim may have been that too.
+        await until(lambda: c.meta_leader() not in (None, victim), 60, "a JetStream meta leader")
         # Everything acknowledged before the crash is there, and the stream takes writes again.
         snap = await bus.snapshot(subjects.k8s_cluster("nc"))
         assert sorted(decode(d.data, KubeObject).name for d in snap.values()) == sorted(f"s{i}" for i in range(20))
