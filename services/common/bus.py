@@ -83,8 +83,24 @@ class Follower:
     sub: JetStreamContext.PushSubscription
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     errors: int = 0
+    stopped: bool = False
+
+    async def resume(self) -> None:
+        """Recreate the consumer from the stream sequence after the last one delivered.
+
+        The client finds a gap only by comparing a delivered message's
+        consumer sequence with the one before, and a heartbeat's only once a
+        first message came: a message lost in flight with the connection
+        would stay missing until the next one, and forever on a quiet
+        subject. After a reconnection nothing is assumed: start again from
+        where we are. (nats-py offers no public call for this.)
+        """
+        jsi = getattr(self.sub._sub, "_jsi", None)
+        if jsi is not None and not self.stopped:
+            await jsi.reset_ordered_consumer(jsi._sseq + 1)
 
     async def stop(self) -> None:
+        self.stopped = True
         # Already gone when the connection closed first.
         with contextlib.suppress(Exception):
             await self.sub.unsubscribe()
@@ -97,6 +113,7 @@ class Bus:
         self.replicas = replicas
         # Permission violations the server reported (nats-server confines each cluster's identity).
         self.refusals: list[str] = []
+        self.followers: list[Follower] = []
 
     @classmethod
     async def connect(cls, url: str, name: str, replicas: int = 1, **opts: Any) -> Bus:
@@ -115,8 +132,16 @@ class Bus:
         async def _disc() -> None:
             log.warning("nats: disconnected")
 
+        followers: list[Follower] = []
+
         async def _reconn() -> None:
             log.info("nats: reconnected")
+            followers[:] = [f for f in followers if not f.stopped]
+            for f in followers:
+                try:
+                    await f.resume()
+                except Exception as exc:  # the heartbeat check recreates it later
+                    log.warning("nats: resuming a follower: %s", exc)
 
         nc = await nats.connect(
             servers=url.split(","),
@@ -130,6 +155,7 @@ class Bus:
         )
         bus = cls(nc, replicas)
         bus.refusals = refusals
+        bus.followers = followers
         return bus
 
     async def close(self) -> None:
@@ -278,6 +304,7 @@ class Bus:
             flow_control=True,
         )
         follower = Follower(sub=sub)
+        self.followers[:] = [f for f in self.followers if not f.stopped] + [follower]
         info = await sub.consumer_info()
         # Nothing matched at creation: caught up now. Otherwise the callback
         # sets it on the message with no pending after it, once handled.

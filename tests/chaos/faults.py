@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from albus.broker_cluster import NatsCluster
 from tests.chaos.rig import Rig
 
 Fault = Callable[[Rig, random.Random], str]
@@ -26,6 +27,15 @@ def restart_nats(r: Rig, rng: random.Random) -> str:
     r.nats.kill()
     r.nats.start()  # same port and store directory: JetStream state survives
     return "kill -9 and restart nats-server"
+
+
+def kill_nats_node(r: Rig, rng: random.Random) -> str:
+    if not isinstance(r.nats, NatsCluster):
+        return restart_nats(r, rng)
+    i = rng.randrange(len(r.nats.nodes))
+    r.nats.kill_node(i)
+    r.nats.nodes[i].start()  # restarted at once: it catches up while the rest serve
+    return f"kill -9 NATS node {i} (restarted)"
 
 
 def controller_latency(r: Rig, rng: random.Random) -> str:
@@ -63,3 +73,5 @@ def watch_gone(r: Rig, rng: random.Random) -> str:
 
 FAULTS: list[Fault] = [kill_service, restart_nats, controller_latency, controller_5xx_burst, session_expiry,
                        controller_restart, dropped_connections, watch_gone]
+# Drawn only when NATS is a cluster (kept apart so that a seed's draws on one node stay as they were).
+CLUSTER_FAULTS: list[Fault] = [kill_nats_node]

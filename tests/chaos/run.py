@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kubernetes.client.rest import ApiException
 
-from tests.chaos.faults import FAULTS, Fault
+from tests.chaos.faults import CLUSTER_FAULTS, FAULTS, Fault
 from tests.chaos.rig import Rig, rig
 from tests.e2e.harness import wait_for
 from tests.e2e.kube import lb_service
@@ -37,13 +37,15 @@ class Round:
 class Report:
     seed: int
     duration_s: float
+    nats_nodes: int = 1
     rounds: list[Round] = field(default_factory=list)
     resync_writes: int = -1
     foreign_untouched: bool = False
     objects: dict[str, int] = field(default_factory=dict)
 
     def text(self) -> str:
-        lines = [f"chaos seed={self.seed} duration={self.duration_s:.0f}s rounds={len(self.rounds)}"]
+        lines = [f"chaos seed={self.seed} duration={self.duration_s:.0f}s nats nodes={self.nats_nodes} "
+                 f"rounds={len(self.rounds)}"]
         lines += [f"  {i:3d} {r.fault:<45} changes={r.changes:<3} converged in {r.converged_s:6.1f}s"
                   for i, r in enumerate(self.rounds, 1)]
         worst = max((r.converged_s for r in self.rounds), default=0.0)
@@ -94,10 +96,11 @@ def full_resync_writes(r: Rig) -> int:
 
 
 def run(workdir: Path, seed: int, duration: float, out: Path | None = None,
-        faults: list[Fault] | None = None) -> Report:
+        faults: list[Fault] | None = None, nats_nodes: int = 1) -> Report:
     rng = random.Random(seed)
-    report = Report(seed=seed, duration_s=duration)
-    with rig(workdir) as r:
+    report = Report(seed=seed, duration_s=duration, nats_nodes=nats_nodes)
+    pool = faults or (FAULTS + CLUSTER_FAULTS if nats_nodes > 1 else FAULTS)
+    with rig(workdir, nats_nodes=nats_nodes) as r:
         try:
             foreign = r.foreign()
             change_services(r, rng, 6)
@@ -105,7 +108,7 @@ def run(workdir: Path, seed: int, duration: float, out: Path | None = None,
             end = time.monotonic() + duration
             while time.monotonic() < end:
                 changes = change_services(r, rng, rng.randrange(1, 5))
-                fault = rng.choice(faults or FAULTS)(r, rng)
+                fault = rng.choice(pool)(r, rng)
                 changes += change_services(r, rng, rng.randrange(0, 3))
                 time.sleep(rng.uniform(0.5, 3.0))  # let the fault bite while work is in flight
                 r.admin("DELETE", "faults")

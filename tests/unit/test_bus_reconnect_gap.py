@@ -5,8 +5,9 @@ This is what a client sees when the NATS node it is connected to is killed
 node, keeps pushing, and what was in flight to the dead node is gone. The
 ordered consumer notices a gap from the ``Nats-Last-Consumer`` header of its
 idle heartbeats, but nats-py compares it only once the follower has received
-a message (``_cmeta``): a follower that had received nothing never notices,
-and waits forever. A loopback TCP proxy that drops what the server sends
+a message (``_cmeta``): a follower that had received nothing would never
+notice, so ``Bus`` resumes every follower from its last stream sequence on
+reconnection (``Follower.resume``). A loopback TCP proxy that drops what the server sends
 and then cuts the connection makes that window deterministic.
 """
 
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-
-import pytest
 
 from albus.broker import NatsServer
 from services.common.bus import Bus, Delivery
@@ -106,7 +105,5 @@ async def test_a_follower_that_had_messages_gets_the_one_lost_in_the_reconnect(f
     assert await _lost_then_seen(fresh_nats, received_before=True)
 
 
-@pytest.mark.xfail(strict=True, reason="nats-py checks heartbeat gaps only after a first message; "
-                   "services/common/bus.py must reset followers on reconnect (see the module docstring)")
 async def test_a_follower_that_had_no_message_gets_the_one_lost_in_the_reconnect(fresh_nats: NatsServer) -> None:
     assert await _lost_then_seen(fresh_nats, received_before=False)
