@@ -32,6 +32,8 @@ Tools
   nats-config --cluster NAME ...   a nats-server configuration with one identity per cluster
   resync [--cluster NAME ...] [--config FILE] [--timeout S]   rebuild every stream from the clusters and
                 the controller (NATS data lost) and wait until converged (docs/disaster-recovery.md)
+  sealing-key FILE   write a new key (mode 0600, never overwriting) for sealing a cluster's TLS private
+                keys on the bus; give it to that cluster's watcher and syncers (docs/tls-secrets.md)
 """
 
 SERVICES = {
@@ -83,6 +85,21 @@ def cmd_translate(argv: list[str]) -> int:
     return 0
 
 
+def cmd_sealing_key(argv: list[str]) -> int:
+    from services.common.sealing import write_key_file
+
+    p = argparse.ArgumentParser(prog="albus sealing-key", description="Write a new sealing key file.")
+    p.add_argument("file", help="where to write it (must not exist)")
+    args = p.parse_args(argv)
+    try:
+        path = write_key_file(args.file)
+    except OSError as exc:
+        print(f"albus sealing-key: {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"wrote a sealing key to {path} (albus.sealingKeyFile)", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -103,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_module_main("albus.natsconfig", rest)
     if cmd == "resync":
         return _run_module_main("albus.resync", rest)
+    if cmd == "sealing-key":
+        return cmd_sealing_key(rest)
     if cmd == "up":
         return _run_module_main("albus.up", rest)
     if cmd == "status":

@@ -24,6 +24,7 @@ from albus.broker import NatsServer
 from albus.broker_cluster import NatsCluster
 from albus.stack import SERVICES, Child, SimProcess, service, write_config
 from services.common.config import ConfigError, load_config
+from services.common.sealing import write_key_file
 
 DEFAULT_WORKDIR = Path(".albus")
 ALBUS_NAMESPACE = "avi-system"  # where the watcher's Lease lives, as AKO's namespace
@@ -178,10 +179,16 @@ class LocalStack:
             self.cp.start()
             kubeconfig = str(self.cp.admin_kubeconfig)
             ensure_namespace(kubeconfig, ALBUS_NAMESPACE)
+        # The cluster's key for sealing TLS private keys on the bus (docs/tls-secrets.md): made once,
+        # kept with the state, so keys sealed by an earlier run still open.
+        sealing = Path(base.albus.sealingKeyFile) if base.albus.sealingKeyFile else wd / "sealing.key"
+        if not sealing.exists():
+            write_key_file(sealing)
         cfg_path = write_config(
             wd / "config.yaml", cluster=cluster, controller=ctl["url"], username=ctl["username"],
             password=ctl["password"], nats_url=nats_url, kubeconfig=kubeconfig, vip_networks=vip_networks,
-            extra={"albus": {"namespace": ALBUS_NAMESPACE, "natsReplicas": replicas}},
+            extra={"albus": {"namespace": ALBUS_NAMESPACE, "natsReplicas": replicas,
+                             "sealingKeyFile": str(sealing.resolve())}},
         )
         load_config(cfg_path, env={})  # refuse a bad combination before starting services
         for name in SERVICES:

@@ -9,7 +9,7 @@ Environment (applied over the file): ``ALBUS_CONFIG`` (path of the file),
 ``CLUSTER_NAME``, ``CTRL_IPADDRESS``, ``CTRL_VERSION``, ``CTRL_USERNAME``,
 ``CTRL_PASSWORD``, ``CTRL_AUTHTOKEN``, ``CTRL_CA_FILE``, ``CLOUD_NAME``,
 ``SEG_NAME``, ``TENANT_NAME``, ``NATS_URL``, ``NATS_REPLICAS``, ``KUBECONFIG``, ``POD_NAMESPACE``,
-``ALBUS_LOG_FORMAT`` (``text``/``json``); tracing follows the standard ``OTEL_*``
+``ALBUS_LOG_FORMAT`` (``text``/``json``), ``ALBUS_SEALING_KEY_FILE``; tracing follows the standard ``OTEL_*``
 variables (:mod:`services.common.tracing`).
 """
 
@@ -122,6 +122,9 @@ class SyncerCluster(_Section):
 
     name: str
     tenantName: str = ""  # empty: ControllerSettings.tenantName
+    # The cluster's sealing key (docs/tls-secrets.md); empty: albus.sealingKeyFile if this is
+    # AKOSettings.clusterName, else none (a key is never shared between clusters by default).
+    sealingKeyFile: str = ""
 
     @field_validator("name")
     @classmethod
@@ -161,6 +164,9 @@ class AlbusSettings(_Section):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     logFormat: Literal["text", "json"] = "text"
     metricsPort: int = 0
+    # The file holding this cluster's key for sealing TLS private keys on the bus
+    # (docs/tls-secrets.md); the watcher and the syncer read it, nothing else does.
+    sealingKeyFile: str = ""
 
     @field_validator("natsReplicas")
     @classmethod
@@ -222,6 +228,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "KUBECONFIG": ("albus", "kubeconfig"),
     "POD_NAMESPACE": ("albus", "namespace"),
     "ALBUS_LOG_FORMAT": ("albus", "logFormat"),
+    "ALBUS_SEALING_KEY_FILE": ("albus", "sealingKeyFile"),
 }
 
 

@@ -90,13 +90,45 @@ class KindSynced(Contract):
     incarnation: str = ""
 
 
+class Sealed(BaseModel):
+    """A secret sealed (AES-256-GCM) under its cluster's sealing key: :mod:`services.common.sealing`.
+
+    Only the cluster's watcher (which seals) and the syncers serving the
+    cluster (which open) hold that key; everything in between carries the box
+    unopened (docs/tls-secrets.md).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    key_id: str  # which key sealed it (a digest of the key, not the key)
+    box: str  # urlsafe base64 of nonce (12 bytes) || ciphertext || tag
+
+
 class AviObject(BaseModel):
-    """One controller object exactly as it would be sent (references by name)."""
+    """One controller object exactly as it would be sent (references by name).
+
+    ``write_only`` and ``sealed`` (an sslkeyandcertificate's certificate and
+    private key) are sent on every create and update but never compared with
+    the controller's copy, which does not return them as sent; ``body`` then
+    carries a fingerprint of them, so a change shows in the owned fields and
+    in the checksum. ``sealed`` fields travel sealed: the syncer opens them
+    just before sending. Both absent read as empty (added without a version bump).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     type: str  # controller object type: vsvip, pool, l4policyset, virtualservice, ...
     name: str
     body: dict[str, Any]
+    write_only: dict[str, Any] = Field(default_factory=dict)
+    sealed: dict[str, Sealed] = Field(default_factory=dict)
+
+    def sent_fields(self) -> tuple[Any, ...]:
+        """What the checksum covers beyond the body: write-only fields, and which key sealed each sealed one.
+
+        Not the sealed boxes: the same key sealed again (a new nonce) must not change a tree's checksum.
+        """
+        if not self.write_only and not self.sealed:
+            return ()
+        return (self.write_only, {k: v.key_id for k, v in self.sealed.items()})
 
 
 class Severity(StrEnum):
@@ -316,7 +348,8 @@ def tree_checksum(tree: VsTree) -> str:
     checksums: the trees are published once more, and the syncer, which diffs
     against the controller, writes nothing.
     """
-    payload = [tree.tenant, tree.vs_name, tree.deleted, [[o.type, o.name, o.body] for o in tree.objects]]
+    payload = [tree.tenant, tree.vs_name, tree.deleted,
+               [[o.type, o.name, o.body, *o.sent_fields()] for o in tree.objects]]
     raw: bytes = msgpack.packb(payload, use_bin_type=True)
     return hashlib.sha256(raw).hexdigest()[:32]
 

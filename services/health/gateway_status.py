@@ -173,6 +173,13 @@ def plan(obj: dict[str, Any], want: dict[str, Any], kind: str) -> Plan:
     acc = _flipped(current, want, "Accepted") if "conditions" in want else None
     if acc is not None and acc["status"] == "False":
         events.append(EventSpec("Warning", acc["reason"], "Translate", f"{ref} not accepted: {acc['message']}"))
+    for li in want.get("listeners") or [] if kind == "Gateway" else []:
+        # A listener's refs going bad (a certificate Secret, a route kind) is a Warning once, like Accepted.
+        had: dict[str, Any] = next((x for x in current.get("listeners") or [] if x.get("name") == li["name"]), {})
+        refs = _flipped(had, li, "ResolvedRefs")
+        if refs is not None and refs["status"] == "False":
+            events.append(EventSpec("Warning", refs["reason"], "Translate",
+                                    f"{ref} listener {li['name']}: {refs['message']}"))
     prog = _flipped(current, want, "Programmed") if kind == "Gateway" else None
     if prog is not None and prog["status"] == "True":
         events.append(EventSpec("Normal", "Synced", "Apply", f"{ref}: {prog['message']}"))

@@ -12,6 +12,10 @@
   Nothing that was working is deleted because of an error.
 * Before every delete the object's owner stamp and marker must be this
   cluster's; before every write batch the caller's fence must hold.
+* An object's write-only and sealed fields (a certificate and its private
+  key) are never compared: its body's fingerprint marker is. They are added,
+  sealed ones opened with the cluster's sealing key, only to a body being
+  sent; an object that matches is not written, so its key is not even opened.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.contracts import ApplyOutcome, AviObject, VsTree
+from services.common.sealing import Keyring, SealError
 from services.syncer.avi_client import CallCounter, ControllerClient, ControllerError, Reply, error_text
 from services.syncer.cache import Key, ObjectCache, TenantObjects, deletion_order, owned_by
 from services.syncer.diff import differing_fields, merge_owned, owned_equal
@@ -32,6 +37,9 @@ log = logging.getLogger(__name__)
 
 Fence = Callable[[], Awaitable[None]]
 MACRO_UNSUPPORTED = frozenset({404, 405, 501})
+# Fields the controller derives from write-only input: an update that sends new input leaves
+# them out, so the controller's copy from the old key cannot contradict the new one.
+DERIVED_FROM_WRITE_ONLY = {"sslkeyandcertificate": ("key_params",)}
 
 
 async def _no_fence() -> None:
@@ -87,10 +95,11 @@ def vips_of(vsvip: dict[str, Any] | None) -> tuple[str, ...]:
 
 
 class TreeApplier:
-    def __init__(self, client: ControllerClient, cache: ObjectCache) -> None:
+    def __init__(self, client: ControllerClient, cache: ObjectCache, keyring: Keyring | None = None) -> None:
         self.client = client
         self.cache = cache
         self.cluster = cache.cluster
+        self.keyring = keyring or Keyring(cluster=cache.cluster)
         self.macro_supported: bool | None = None
         # The cache must have been listed after this moment (monotonic) to be
         # trusted: raised when a partition is taken and at every resync.
@@ -167,10 +176,28 @@ class TreeApplier:
             await self._rollback(run)
             raise
 
+    def _sent(self, obj: AviObject, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with ``obj``'s write-only fields and its sealed ones opened: only ever handed to the controller."""
+        if not obj.write_only and not obj.sealed:
+            return body
+        out = {k: v for k, v in body.items() if k not in DERIVED_FROM_WRITE_ONLY.get(obj.type, ())}
+        out.update(obj.write_only)
+        for field_name, sealed in obj.sealed.items():
+            try:
+                out[field_name] = self.keyring.open(sealed).decode()
+            except SealError as exc:
+                raise ApplyFailed(None, f"{obj.type} {obj.name}: cannot open its sealed {field_name}: {exc}") from None
+        return out
+
+    def _sent_new(self, obj: AviObject) -> dict[str, Any]:
+        body = dict(obj.body)
+        body.setdefault("name", obj.name)
+        return self._sent(obj, body)
+
     async def _macro(self, run: _Run) -> bool:
         """True when the macro call created the tree; False to fall back to per-object creates."""
         try:
-            body = macro_body(run.tree)
+            body = macro_body(run.tree, self._sent_new)
         except MacroError as exc:
             log.info("tree %s: no macro (%s)", run.tree.vs_name, exc)
             return False
@@ -210,8 +237,9 @@ class TreeApplier:
         body = dict(obj.body)
         body.setdefault("name", obj.name)
         if cached is None:
+            sent = self._sent(obj, body)
             await run.before_write()
-            reply = await self.client.call("post", obj.type, tenant=tenant, data=body, counter=run.counter)
+            reply = await self.client.call("post", obj.type, tenant=tenant, data=sent, counter=run.counter)
             if reply.status == 409 and attempt == 0:
                 found = await self.cache.reread(tenant, obj.type, obj.name, run.counter)
                 if found is not None and not owned_by(found, self.cluster):
@@ -230,11 +258,10 @@ class TreeApplier:
         if not owned_by(cached, self.cluster):
             raise ApplyFailed(None, f"{obj.type} {obj.name} is not marked as cluster {self.cluster}'s; not updating")
         log.debug("%s %s differs in %s", obj.type, obj.name, differing_fields(body, cached))
+        sent = self._sent(obj, merge_owned(cached, body))
         await run.before_write()
         uuid = _uuid(cached)
-        reply = await self.client.call(
-            "put", f"{obj.type}/{uuid}", tenant=tenant, data=merge_owned(cached, body), counter=run.counter
-        )
+        reply = await self.client.call("put", f"{obj.type}/{uuid}", tenant=tenant, data=sent, counter=run.counter)
         if reply.status in (404, 409, 412) and attempt == 0:
             # The cache was wrong about this object: read it again and redo.
             await self.cache.reread(tenant, obj.type, obj.name, run.counter)

@@ -9,6 +9,7 @@ nothing half-made.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from services.common.contracts import AviObject, VsTree
@@ -19,7 +20,16 @@ class MacroError(ValueError):
     """The tree cannot be expressed as one macro call (no virtualservice, or an unreachable object)."""
 
 
-def _inline(value: Any, objects: dict[tuple[str, str], AviObject], used: set[tuple[str, str]]) -> Any:
+Sent = Callable[[AviObject], dict[str, Any]]  # an object's body as sent (write-only fields, opened keys)
+
+
+def _body_only(obj: AviObject) -> dict[str, Any]:
+    body = dict(obj.body)
+    body.setdefault("name", obj.name)
+    return body
+
+
+def _inline(value: Any, objects: dict[tuple[str, str], AviObject], used: set[tuple[str, str]], sent: Sent) -> Any:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
@@ -27,7 +37,7 @@ def _inline(value: Any, objects: dict[tuple[str, str], AviObject], used: set[tup
                 target = _target(item, objects)
                 if target is not None:
                     used.add(target)
-                    out[f"{key}_data"] = _body(objects[target], objects, used)
+                    out[f"{key}_data"] = _body(objects[target], objects, used, sent)
                     continue
             if key.endswith("_refs") and isinstance(item, list | tuple) and item:
                 targets = [_target(v, objects) if isinstance(v, str) else None for v in item]
@@ -36,15 +46,15 @@ def _inline(value: Any, objects: dict[tuple[str, str], AviObject], used: set[tup
                     for t in targets:
                         assert t is not None
                         used.add(t)
-                        out[f"{key}_data"].append(_body(objects[t], objects, used))
+                        out[f"{key}_data"].append(_body(objects[t], objects, used, sent))
                     continue
                 if any(t is not None for t in targets):
                     # One field cannot be half inline, half by reference.
                     raise MacroError(f"{key} mixes tree objects and other references")
-            out[key] = _inline(item, objects, used)
+            out[key] = _inline(item, objects, used, sent)
         return out
     if isinstance(value, list | tuple):
-        return [_inline(v, objects, used) for v in value]
+        return [_inline(v, objects, used, sent) for v in value]
     return value
 
 
@@ -54,20 +64,19 @@ def _target(value: str, objects: dict[tuple[str, str], AviObject]) -> tuple[str,
     return target if target is not None and target in objects else None
 
 
-def _body(obj: AviObject, objects: dict[tuple[str, str], AviObject], used: set[tuple[str, str]]) -> Any:
-    body = dict(obj.body)
-    body.setdefault("name", obj.name)
-    return _inline(body, objects, used)
+def _body(obj: AviObject, objects: dict[tuple[str, str], AviObject], used: set[tuple[str, str]],
+          sent: Sent) -> Any:
+    return _inline(sent(obj), objects, used, sent)
 
 
-def macro_body(tree: VsTree) -> dict[str, Any]:
-    """``{"model_name": "VirtualService", "data": ...}`` holding every object of ``tree``."""
+def macro_body(tree: VsTree, sent: Sent = _body_only) -> dict[str, Any]:
+    """``{"model_name": "VirtualService", "data": ...}`` holding every object of ``tree``, each body as ``sent``."""
     objects = {(o.type, o.name): o for o in tree.objects}
     vs = [o for o in tree.objects if o.type == "virtualservice"]
     if len(vs) != 1:
         raise MacroError(f"tree {tree.vs_name} has {len(vs)} virtualservices, need exactly one")
     used: set[tuple[str, str]] = {("virtualservice", vs[0].name)}
-    data = _body(vs[0], objects, used)
+    data = _body(vs[0], objects, used, sent)
     missing = sorted(set(objects) - used)
     if missing:
         # An object nothing in the tree refers to cannot ride in the macro.

@@ -12,6 +12,7 @@ import socket
 
 from services.common.bus import Bus
 from services.common.config import Config, ConfigError, parse_config
+from services.common.sealing import Keyring
 from services.common.service_main import service_main
 from services.syncer.avi_client import ControllerClient
 from services.syncer.budget import SharedBudget
@@ -43,6 +44,9 @@ def cluster_configs(cfg: Config) -> list[Config]:
         data = cfg.model_dump(mode="json")
         data["AKOSettings"]["clusterName"] = c.name
         data["ControllerSettings"]["tenantName"] = c.tenantName or cfg.tenant
+        # Each cluster's own sealing key; the top-level one belongs to AKOSettings.clusterName only.
+        data["albus"]["sealingKeyFile"] = c.sealingKeyFile or (
+            cfg.albus.sealingKeyFile if c.name == cfg.cluster else "")
         out.append(parse_config(data))
     return out
 
@@ -67,6 +71,12 @@ async def run(cfg: Config, stop: asyncio.Event, replica_id: str | None = None) -
     if not cfg.ControllerSettings.controllerHost:
         raise ConfigError("ControllerSettings.controllerHost (or CTRL_IPADDRESS) is required")
     configs = cluster_configs(cfg)
+    # Read before anything starts: a key file that is configured but unusable is a configuration error.
+    keyrings = {c.cluster: Keyring.from_config(c) for c in configs}
+    for name, ring in keyrings.items():
+        if not ring.can_seal:
+            log.warning("cluster %s: no sealing key (albus.sealingKeyFile): trees carrying TLS keys "
+                        "cannot be applied for it (docs/tls-secrets.md)", name)
     rid = replica_id or default_replica_id()
     bus = await Bus.connect(cfg.albus.natsUrl, f"albus-syncer-{rid}", replicas=cfg.albus.natsReplicas)
     # One client for every cluster: one login, one token bucket and one
@@ -78,7 +88,7 @@ async def run(cfg: Config, stop: asyncio.Event, replica_id: str | None = None) -
         client.budget = SharedBudget(bus, rid, calls_per_second=s.callsPerSecond, concurrency=s.concurrency)
         await client.budget.open()
         # Per-cluster lease books in one process: owner stamp, tenant and GC stay per cluster.
-        replicas = [SyncerReplica(bus, c, client, rid) for c in configs]
+        replicas = [SyncerReplica(bus, c, client, rid, keyring=keyrings[c.cluster]) for c in configs]
         log.info("syncer %s for clusters %s, controller %s", rid,
                  ", ".join(f"{c.cluster} (tenant {c.tenant})" for c in configs), cfg.ControllerSettings.controllerHost)
         await asyncio.gather(budget_heartbeat(client.budget, stop), *(r.run(stop) for r in replicas))

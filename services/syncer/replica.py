@@ -22,6 +22,7 @@ from services.common.bus import TOMBSTONE_TTL_SECONDS, Bus
 from services.common.config import Config
 from services.common.contracts import ApplyOutcome, TreesSynced, decode
 from services.common.resync import Resync, Round, answers, first_of, unless_stopped
+from services.common.sealing import Keyring
 from services.syncer.apply import Fence, TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.cache import ObjectCache
@@ -52,7 +53,7 @@ def _same(a: ApplyOutcome, b: ApplyOutcome) -> bool:
 
 class SyncerReplica:
     def __init__(self, bus: Bus, cfg: Config, client: ControllerClient, replica_id: str,
-                 timing: Timing | None = None) -> None:
+                 timing: Timing | None = None, *, keyring: Keyring | None = None) -> None:
         self.bus = bus
         self.cfg = cfg
         self.cluster = cfg.cluster
@@ -60,7 +61,8 @@ class SyncerReplica:
         self.replica_id = replica_id
         self.timing = timing or Timing(resync=float(cfg.AKOSettings.fullSyncFrequency))
         self.cache = ObjectCache(client, self.cluster)
-        self.applier = TreeApplier(client, self.cache)
+        # The cluster's sealing keys open the private keys its trees carry (docs/tls-secrets.md).
+        self.applier = TreeApplier(client, self.cache, keyring or Keyring.from_config(cfg))
         self.leases = LeaseBook(bus, self.cluster, replica_id, member_ttl=self.timing.member_ttl,
                                 lease_ttl=self.timing.lease_ttl, bucket_suffix=self.timing.bucket_suffix)
         self.workers: dict[int, PartitionWorker] = {}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from services.common.config import Config
 from services.common.contracts import (
+    AviObject,
     GatewayStatus,
     KubeObject,
     ObjRef,
@@ -44,9 +45,16 @@ class Engine:
         self.reported: dict[ObjRef, tuple[Problem, ...]] = {}
         self.reported_status: dict[ObjRef, GatewayStatus] = {}  # Gateway API status on the bus
         # Trees an earlier round of this process published: only for the VIP ids
-        # they carry, when the stream that held them was lost (docs/disaster-recovery.md).
+        # (and certificates) they carry, when the stream that held them was lost
+        # (docs/disaster-recovery.md).
         self.vip_memory: dict[str, VsTree] = {}
         self.full_view_pending = False  # mark_all was called: the next flush is a full view
+        self.graph.previous = self._previous_object
+
+    def _previous_object(self, vs_name: str, obj_type: str, name: str) -> AviObject | None:
+        """An object of the tree on the bus: a certificate whose Secret went bad is kept from it."""
+        tree = self.published.get(vs_name) or self.vip_memory.get(vs_name)
+        return next((o for o in tree.objects if (o.type, o.name) == (obj_type, name)), None) if tree else None
 
     # -- what the bus already holds -------------------------------------------------
     def remember_tree(self, tree: VsTree) -> None:

@@ -8,8 +8,9 @@ after the Gateway: VS, vsvip and l4policyset ``<cluster>--<gwNs>-<gw>``,
 pools ``<cluster>--<svcNs>-<svc>-<gw>-<PROTO>-<port>``. One service port
 per usable listener, whether or not a Service has joined it yet.
 
-A Gateway of HTTP listeners is an HTTP VS instead, built from the
-HTTPRoutes attached to it (:mod:`gateway_routes`, :mod:`gateway_http`).
+A Gateway of HTTP and HTTPS listeners is an HTTP VS instead, built from the
+HTTPRoutes attached to it (:mod:`gateway_routes`, :mod:`gateway_http`), with
+the HTTPS listeners' certificates (:mod:`gateway_certs`).
 
 Services are taken oldest first (creation time, then name); a listener
 already claimed by an older Service, a port no listener matches, or a
@@ -26,7 +27,7 @@ from typing import Any
 
 from services.common.config import Config
 from services.common.contracts import GatewayStatus, ObjRef, Problem, RouteParentStatus, Severity
-from services.translator import gateway_http, gateway_l4, gateway_tls, l4, naming, vip
+from services.translator import gateway_certs, gateway_http, gateway_l4, gateway_tls, l4, naming, vip
 from services.translator import gateway_listeners as gl
 from services.translator import gateway_routes as gr
 from services.translator import infra as infra_mod
@@ -212,22 +213,34 @@ def _with_notes(parents: dict[gr.RouteKey, list[RouteParentStatus]],
     return out
 
 
+def _certificates(ns: str, name: str, listeners: list[gl.Listener], grants: list[dict[str, Any]],
+                  certs: gateway_certs.CertInputs, cfg: Config, tenant: str) -> dict[str, gateway_certs.ListenerCerts]:
+    """Each HTTPS listener's certificates (an L4 Gateway serves none: its HTTPS listeners are refused anyway)."""
+    if not gl.is_l7(listeners):
+        return {}
+    return {li.name: gateway_certs.resolve(ns, name, li, grants, certs, cfg, tenant)
+            for li in listeners if li.protocol == "HTTPS"}
+
+
 def translate_gateway(gateway: dict[str, Any], chosen: Infra | None, infra_problems: list[Problem],
                       joined: list[Joined], cfg: Config, tenant: str,
-                      http: RouteInputs = NO_ROUTES) -> l4.Translation:
+                      http: RouteInputs = NO_ROUTES,
+                      certs: gateway_certs.CertInputs = gateway_certs.NO_CERTS) -> l4.Translation:
     """The Gateway's tree, its status, every joined Service's problems and every route's standing here."""
     meta = gateway["metadata"]
     ns, name = meta.get("namespace") or "default", meta["name"]
     src = ObjRef(kind="Gateway", namespace=ns, name=name)
     gen = _generation(gateway)
     listeners = gl.listeners_of(gateway)
-    first = gl.judge(listeners, {})
-    open_names = {s.name for s in first if gl.usable(s)}
+    tls = _certificates(ns, name, listeners, http.grants, certs, cfg, tenant)
+    cert_refs = {n: (c.reason, c.message) for n, c in tls.items()}
+    first = gl.judge(listeners, {}, cert_refs)
+    open_names = {s.name for s in first if gl.takes_routes(s)}
     att = gr.attach(ns, name, listeners, open_names, http.routes, http.ns_labels, http.services, http.grants)
     assigned = _assign(ns, name, listeners, open_names, joined, cfg.cluster,
                        gateway_l4.first_routes(att.rules, listeners))
     statuses = gl.judge(listeners, {n: assigned.attached.get(n, 0) + att.attached.get(n, 0)
-                                    for n in {*assigned.attached, *att.attached}})
+                                    for n in {*assigned.attached, *att.attached}}, cert_refs)
     l4_routes = gateway_l4.plan(listeners, att.rules, assigned.claimed, cfg.cluster, ns, name)
     routes = _route_statuses(_with_notes(att.parents, l4_routes.notes), http.routes)
     bad = [s.name for s in statuses if not s.accepted]
@@ -243,6 +256,11 @@ def translate_gateway(gateway: dict[str, Any], chosen: Infra | None, infra_probl
             the_vip, problems = vip.build_for(static, _auto_families(chosen), chosen, src)
     if not open_names:
         problems.append(Problem(source=src, reason="ListenersNotValid", message="no listener albus can serve"))
+    serving = [li for li in listeners if li.name in open_names and (li.protocol != "HTTPS" or tls[li.name].objects)]
+    if open_names and not serving:
+        why = "; ".join(f"listener {n}: {c.message}" for n, c in tls.items() if c.message)
+        problems.append(Problem(source=src, reason="ListenersNotValid",
+                                message=f"no listener can be served yet ({why})" if why else "no listener can be served"))
     if the_vip is None or chosen is None or problems:
         reason = "UnsupportedAddress" if any(p.reason == "UnsupportedAddress" for p in problems) else "Invalid"
         status = accepted.model_copy(update={"accepted": False, "reason": reason,
@@ -253,9 +271,13 @@ def translate_gateway(gateway: dict[str, Any], chosen: Infra | None, infra_probl
 
     vs_name = naming.gateway_vs(cfg.cluster, ns, name)
     if gl.is_l7(listeners):
-        ports = [li.port for li in listeners if li.name in open_names]
+        ports = [li.port for li in serving if li.protocol == "HTTP"]
+        ssl_ports = [li.port for li in serving if li.protocol == "HTTPS"]
+        cert_objects = {o.name: o for li in serving if li.protocol == "HTTPS" for o in tls[li.name].objects}
         rules = [r for r in att.rules if r.kind == "HTTPRoute"]
-        tree = gateway_http.build_l7_tree(vs_name, ns, name, (src,), the_vip, chosen, ports, rules, cfg, tenant)
+        tree = gateway_http.build_l7_tree(vs_name, ns, name, (src,), the_vip, chosen, ports, rules, cfg, tenant,
+                                          ssl_ports=ssl_ports,
+                                          certificates=[cert_objects[n] for n in sorted(cert_objects)])
         return l4.Translation(trees=[tree], problems=assigned.problems, statuses={src: accepted, **routes})
     served = {(p.protocol, p.number) for p in assigned.ports} | {g.listener for g in l4_routes.groups if g.listener}
     # A TLS listener's port is a TCP port of the VS (the datascript reads the server name).

@@ -1,11 +1,13 @@
 """An HTTP Gateway's tree (pure): one HTTP VS, the routes' rules as one ordered httppolicyset.
 
-Objects, in dependency order: the vsvip, a pool per (route rule, backend),
-a poolgroup per route rule (members' ``ratio`` = the backendRefs' weights),
-the httppolicyset ``<VS>`` holding every attached rule in the Gateway API's
+Objects, in dependency order: the vsvip, the HTTPS listeners'
+sslkeyandcertificates, a pool per (route rule, backend), a poolgroup per
+route rule (members' ``ratio`` = the backendRefs' weights), the
+httppolicyset ``<VS>`` holding every attached rule in the Gateway API's
 precedence order (one set, so precedence holds across routes) and a last
 rule answering 404, and the virtualservice (``System-HTTP``, one service
-port per HTTP listener port).
+port per HTTP listener port, one with ``enable_ssl`` per HTTPS listener
+port, the certificates and ``System-Standard`` as its SSL profile).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from services.common.config import Config
 from services.common.contracts import AviObject, ObjRef, VsTree
 from services.translator import l4, naming
+from services.translator.gateway_certs import SSL_PROFILE
 from services.translator.gateway_routes import Rule, weights_to_ratios
 from services.translator.infra import Infra
 from services.translator.refs import markers, ref
@@ -125,7 +128,9 @@ def rule_names(cluster: str, gw_ns: str, gw: str, r: Rule) -> str:
 
 
 def build_l7_tree(vs_name: str, gw_ns: str, gw_name: str, sources: tuple[ObjRef, ...], the_vip: dict[str, Any],
-                  chosen: Infra, ports: list[int], rules: list[Rule], cfg: Config, tenant: str) -> VsTree:
+                  chosen: Infra, ports: list[int], rules: list[Rule], cfg: Config, tenant: str, *,
+                  ssl_ports: list[int] | None = None, certificates: list[AviObject] | None = None) -> VsTree:
+    """``ports`` plain HTTP, ``ssl_ports`` TLS-terminated with ``certificates`` (sslkeyandcertificate objects)."""
     cluster = cfg.cluster
     common = l4.common_fields(cfg, tenant)
     gw_markers = {"GatewayName": gw_name, "GatewayNamespace": gw_ns}
@@ -176,7 +181,8 @@ def build_l7_tree(vs_name: str, gw_ns: str, gw_name: str, sources: tuple[ObjRef,
         "vrf_context_ref": ref("vrfcontext", cfg.ControllerSettings.vrfName),
         "se_group_ref": ref("serviceenginegroup", chosen.se_group),
         "vsvip_ref": ref("vsvip", vs_name),
-        "services": [{"port": p, "enable_ssl": False} for p in sorted(set(ports))],
+        "services": sorted([{"port": p, "enable_ssl": False} for p in set(ports)] +
+                           [{"port": p, "enable_ssl": True} for p in set(ssl_ports or ())], key=lambda x: x["port"]),
         "application_profile_ref": ref("applicationprofile", APP_PROFILE_HTTP),
         "network_profile_ref": ref("networkprofile", l4.NETWORK_PROFILE["TCP"]),
         "http_policies": [{"index": 11, "http_policy_set_ref": ref("httppolicyset", vs_name)}],
@@ -185,9 +191,13 @@ def build_l7_tree(vs_name: str, gw_ns: str, gw_name: str, sources: tuple[ObjRef,
         "service_metadata": json.dumps(l4.metadata(sources), separators=(",", ":")),
         "markers": markers(cluster, **gw_markers),
     }
+    certs = sorted(certificates or (), key=lambda o: o.name)
+    if certs:
+        vs["ssl_key_and_certificate_refs"] = [ref("sslkeyandcertificate", c.name) for c in certs]
+        vs["ssl_profile_ref"] = ref("sslprofile", SSL_PROFILE)
     if chosen.enable_rhi:
         vs["enable_rhi"] = True
-    objects = (l4.vsvip_object(vs_name, common, cfg, the_vip, chosen, []),
+    objects = (l4.vsvip_object(vs_name, common, cfg, the_vip, chosen, []), *certs,
                *sorted(pools, key=lambda o: o.name), *sorted(groups, key=lambda o: o.name),
                AviObject(type="httppolicyset", name=vs_name, body=policyset),
                AviObject(type="virtualservice", name=vs_name, body=vs))

@@ -3,10 +3,12 @@
 Pure. The statuses use the Gateway API's standard condition reasons. This
 release serves the L4 listener protocols (TCP, UDP, and SCTP as an albus
 extension), to which Services join by label and TCPRoutes/UDPRoutes attach,
-TLS listeners in ``Passthrough`` mode for TLSRoutes, or HTTP listeners for
-HTTPRoutes — not HTTP and the others on one Gateway (its VS is either L4 or
-HTTP); HTTPS listeners and TLS ``Terminate`` are reported ``Accepted=False``
-with ``UnsupportedProtocol`` (docs/gateway-api.md).
+TLS listeners in ``Passthrough`` mode for TLSRoutes, or HTTP and HTTPS
+listeners for HTTPRoutes — not HTTP(S) and the others on one Gateway (its VS
+is either L4 or HTTP); TLS ``Terminate`` is reported ``Accepted=False`` with
+``UnsupportedProtocol`` (docs/gateway-api.md). An HTTPS listener's
+certificates are judged in :mod:`gateway_certs`; their verdict comes in as
+``refs``.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ UDP_ROUTE_KIND = f"{GROUP}/UDPRoute"
 TLS_ROUTE_KIND = f"{GROUP}/TLSRoute"
 # What may attach to a listener of each protocol, as "<group>/<Kind>" (the order is supportedKinds').
 KINDS_BY_PROTOCOL: dict[str, tuple[str, ...]] = {
-    "HTTP": (HTTP_ROUTE_KIND,), "TCP": (SERVICE_KIND, TCP_ROUTE_KIND), "UDP": (SERVICE_KIND, UDP_ROUTE_KIND),
+    "HTTP": (HTTP_ROUTE_KIND,), "HTTPS": (HTTP_ROUTE_KIND,), "TCP": (SERVICE_KIND, TCP_ROUTE_KIND), "UDP": (SERVICE_KIND, UDP_ROUTE_KIND),
     "SCTP": (SERVICE_KIND,), "TLS": (TLS_ROUTE_KIND,),
 }
-# The listener protocol each route kind attaches to.
+# The listener protocol each route kind attaches to (HTTPRoutes to HTTPS listeners too).
 ROUTE_PROTOCOL = {"HTTPRoute": "HTTP", "TCPRoute": "TCP", "UDPRoute": "UDP", "TLSRoute": "TLS"}
 
 
@@ -44,6 +46,7 @@ class Listener:
     allowed: dict[str, Any]  # spec.allowedRoutes
     hostname: str = ""
     tls_mode: str = ""  # spec.listeners[].tls.mode ("Terminate" when tls is given without a mode)
+    certificate_refs: tuple[dict[str, Any], ...] = ()  # spec.listeners[].tls.certificateRefs
 
     @property
     def transport(self) -> str:
@@ -55,10 +58,17 @@ def _tls_mode(li: dict[str, Any]) -> str:
     return str(tls.get("mode") or "Terminate") if isinstance(tls, dict) else ""
 
 
+def _certificate_refs(li: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    tls = li.get("tls")
+    refs = tls.get("certificateRefs") if isinstance(tls, dict) else None
+    return tuple(r for r in refs or () if isinstance(r, dict))
+
+
 def listeners_of(gateway: dict[str, Any]) -> list[Listener]:
     return [Listener(name=str(li.get("name") or ""), port=int(li.get("port") or 0),
                      protocol=str(li.get("protocol") or ""), allowed=li.get("allowedRoutes") or {},
-                     hostname=str(li.get("hostname") or ""), tls_mode=_tls_mode(li))
+                     hostname=str(li.get("hostname") or ""), tls_mode=_tls_mode(li),
+                     certificate_refs=_certificate_refs(li))
             for li in (gateway.get("spec") or {}).get("listeners") or []]
 
 
@@ -107,24 +117,37 @@ def _is_l4(li: Listener) -> bool:
     return li.protocol in L4_PROTOCOLS or li.protocol == "TLS"
 
 
+L7_PROTOCOLS = ("HTTP", "HTTPS")
+# ResolvedRefs reasons of a listener's certificateRefs: such a listener still takes routes (they are
+# not at fault); it serves while it has a certificate (docs/tls-secrets.md).
+CERTIFICATE_REASONS = ("InvalidCertificateRef", "RefNotPermitted")
+
+
 def _unserved(li: Listener, l7_gateway: bool) -> str:
     """Why albus cannot serve this listener ("" when it can)."""
-    if li.protocol == "HTTP":
-        return "" if l7_gateway else \
-            "HTTP listeners are served on Gateways without TCP/UDP/SCTP/TLS listeners; use a second Gateway"
+    if li.protocol in L7_PROTOCOLS:
+        if not l7_gateway:
+            return (f"{li.protocol} listeners are served on Gateways without TCP/UDP/SCTP/TLS listeners; "
+                    "use a second Gateway")
+        if li.protocol == "HTTPS" and li.tls_mode == "Passthrough":
+            return "HTTPS listeners terminate TLS (tls.mode Terminate); Passthrough is for TLS listeners"
+        return ""
     if li.protocol == "TLS" and li.tls_mode != "Passthrough":
-        return "TLS listeners are served in mode Passthrough only; Terminate needs certificates (not built yet)"
+        return "TLS listeners are served in mode Passthrough only (Terminate is not built yet; HTTPS listeners are)"
     if not _is_l4(li):
-        return f"protocol {li.protocol} is not served by albus yet; HTTP, TCP, UDP, SCTP and TLS listeners are"
+        return f"protocol {li.protocol} is not served by albus yet; HTTP, HTTPS, TCP, UDP, SCTP and TLS listeners are"
     return ""
 
 
 def is_l7(listeners: list[Listener]) -> bool:
-    """An HTTP Gateway: HTTP listeners and no L4 one (the VS is an HTTP VS)."""
-    return any(li.protocol == "HTTP" for li in listeners) and not any(_is_l4(li) for li in listeners)
+    """An HTTP Gateway: HTTP/HTTPS listeners and no L4 one (the VS is an HTTP VS)."""
+    return any(li.protocol in L7_PROTOCOLS for li in listeners) and not any(_is_l4(li) for li in listeners)
 
 
-def judge(listeners: list[Listener], attached: dict[str, int]) -> list[ListenerStatus]:
+def judge(listeners: list[Listener], attached: dict[str, int],
+          refs: dict[str, tuple[str, str]] | None = None) -> list[ListenerStatus]:
+    """Each listener's status; ``refs``: listener name -> (ResolvedRefs reason or "", message) of its certificates."""
+    refs = refs or {}
     conflicts = _conflicts(listeners)
     l7 = is_l7(listeners)
     out: list[ListenerStatus] = []
@@ -137,19 +160,26 @@ def judge(listeners: list[Listener], attached: dict[str, int]) -> list[ListenerS
                 resolved_refs=False, refs_reason="InvalidRouteKinds", message=why))
             continue
         conflicted = conflicts.get(li.name, "")
+        cert_reason, cert_message = refs.get(li.name, ("", ""))
+        refs_reason = "InvalidRouteKinds" if not all_kinds else (cert_reason or "ResolvedRefs")
         out.append(ListenerStatus(
             name=li.name, accepted=not conflicted, accepted_reason="PortUnavailable" if conflicted else "Accepted",
-            conflicted_reason=conflicted, resolved_refs=all_kinds,
-            refs_reason="ResolvedRefs" if all_kinds else "InvalidRouteKinds", supported_kinds=kinds,
+            conflicted_reason=conflicted, resolved_refs=refs_reason == "ResolvedRefs",
+            refs_reason=refs_reason, supported_kinds=kinds,
             attached=attached.get(li.name, 0),
             message=f"another listener uses port {li.port}/{li.transport}" if conflicted else
-            ("" if all_kinds else
+            (cert_message if all_kinds else
              f"allowedRoutes.kinds: only {KINDS_BY_PROTOCOL.get(li.protocol, ())} attach to {li.protocol}")))
     return out
 
 
 def usable(status: ListenerStatus) -> bool:
     return status.accepted and status.resolved_refs
+
+
+def takes_routes(status: ListenerStatus) -> bool:
+    """Routes (and Services) may attach: usable, or only its certificates are wrong."""
+    return usable(status) or (status.accepted and status.refs_reason in CERTIFICATE_REASONS)
 
 
 def _expression_holds(expr: dict[str, Any], labels: dict[str, str]) -> bool:

@@ -4,18 +4,20 @@
 translation may have changed, so only those are recomputed: a Service and
 the other members of its shared-VIP group, the Services of a Namespace, the
 Services that use an AviInfraSetting (and only those); a Gateway and the
-Services joined to it by label, the Gateways of a GatewayClass.
+Services joined to it by label, the Gateways of a GatewayClass, the Gateways
+whose HTTPS listeners name a TLS Secret.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from services.common.config import Config
-from services.common.contracts import GatewayStatus, KubeObject, ObjRef, Problem, Severity
+from services.common.contracts import AviObject, GatewayStatus, KubeObject, ObjRef, Problem, Severity
 from services.translator import ako_annotations as ann_keys
-from services.translator import gateway, infra, l4, naming, shared_vip
+from services.translator import gateway, gateway_certs, infra, l4, naming, shared_vip
 
 Key = tuple[str, str, str]  # kind, namespace, name
 GroupKey = tuple[str, str]  # namespace, shared-VIP key
@@ -54,6 +56,13 @@ def _backends(route: dict[str, Any], route_ns: str) -> set[tuple[str, str]]:
         "rules") or [] for b in rule.get("backendRefs") or []}
 
 
+def _secrets_named(gw: dict[str, Any], gw_ns: str) -> set[tuple[str, str]]:
+    """The (namespace, name) of the Secrets a Gateway's listeners' certificateRefs name."""
+    return {(str(r.get("namespace") or gw_ns), str(r.get("name") or ""))
+            for li in (gw.get("spec") or {}).get("listeners") or []
+            for r in ((li.get("tls") or {}).get("certificateRefs") or []) if isinstance(r, dict)}
+
+
 def _route_ref(key: RouteKey) -> ObjRef:
     return ObjRef(kind=key[0], namespace=key[1], name=key[2])
 
@@ -81,6 +90,11 @@ class Graph:
         self._routes_by_backend: dict[tuple[str, str], set[RouteKey]] = defaultdict(set)
         # Gateways (namespace, name) whose routes are all to be recomputed at the next flush
         self._route_fanout: set[tuple[str, str]] = set()
+        # Secret (namespace, name) -> the Gateways whose certificateRefs name it
+        self._secret_users: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+        # (VS name, object type, object name) -> that object in the tree on the bus: a certificate whose
+        # Secret went bad is kept from there (set by the Engine; nothing offline).
+        self.previous: Callable[[str, str, str], AviObject | None] = lambda _vs, _t, _n: None
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((kind, namespace, name))
@@ -168,7 +182,8 @@ class Graph:
             if r.kind != "Gateway":
                 continue
             out |= self._joined_services(r.namespace, r.name)
-            if kind not in ("Service", "EndpointSlice", *ROUTE_KINDS) or kind in L4_ROUTE_KINDS \
+            # A Secret's change alters its listeners' certificates, never what attaches to them.
+            if kind not in ("Service", "EndpointSlice", "Secret", *ROUTE_KINDS) or kind in L4_ROUTE_KINDS \
                     or r in takes_listeners:
                 # Expanded once per flush (take_route_fanout): listing a Gateway's routes on every
                 # route's arrival would make loading n routes cost n².
@@ -212,7 +227,17 @@ class Graph:
         if kind == "EndpointSlice":
             return backing
         if kind == "Gateway":
+            for secret in _secrets_named(obj, ns):
+                users = self._secret_users[secret]
+                if adding:
+                    users.add((ns, name))
+                else:
+                    users.discard((ns, name))
+                    if not users:
+                        del self._secret_users[secret]
             return {_gw_ref(ns, name)} | self._joined_services(ns, name)
+        if kind == "Secret":
+            return {_gw_ref(*g) for g in self._secret_users.get((ns, name), ())}
         if kind in ROUTE_KINDS:
             self._index_route(key, obj, adding)
             return {_route_ref(key)} | {_gw_ref(*g) for g in _parents(obj, ns)}
@@ -384,8 +409,12 @@ class Graph:
             if self._joins(svc, s_ns):
                 labels = ((self.get("Namespace", "", s_ns) or {}).get("metadata") or {}).get("labels") or {}
                 joined.append(gateway.Joined(svc, self.slices_of(s_ns, s_name), dict(labels)))
+        vs_name = naming.gateway_vs(self.cfg.cluster, ns, name)
+        certs = gateway_certs.CertInputs(
+            secrets=lambda s_ns, s_name: self.get("Secret", s_ns, s_name),
+            previous=lambda obj_name: self.previous(vs_name, "sslkeyandcertificate", obj_name))
         return gateway.translate_gateway(gw, chosen, problems, joined, self.cfg, self.cfg.tenant,
-                                         self._route_inputs(ns, name))
+                                         self._route_inputs(ns, name), certs)
 
     def _route_inputs(self, ns: str, name: str) -> gateway.RouteInputs:
         def labels(n: str) -> dict[str, str]:

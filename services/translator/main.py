@@ -33,9 +33,10 @@ ROUND_RETRY_SECONDS = 2.0
 # Kinds whose full list must be on the bus before the translator may decide
 # that a tree is no longer wanted. AviInfraSetting too: without it a Service
 # naming one looks invalid, and its tree must not be judged unwanted (the
-# watcher marks the kind synced, empty, when its CRD is not installed).
+# watcher marks the kind synced, empty, when its CRD is not installed). Secret
+# (TLS ones only): without them an HTTPS listener's certificate looks missing.
 REQUIRED_KINDS = ("Service", "EndpointSlice", "Namespace", "AviInfraSetting", "GatewayClass", "Gateway",
-                  "HTTPRoute", "ReferenceGrant", "TCPRoute", "UDPRoute", "TLSRoute")
+                  "HTTPRoute", "ReferenceGrant", "TCPRoute", "UDPRoute", "TLSRoute", "Secret")
 
 
 class Translator:

@@ -64,5 +64,13 @@ def gateway_pool(cluster: str, namespace: str, service: str, gateway: str, proto
     return shared_pool(cluster, namespace, service, gateway, protocol, port)
 
 
+def gateway_cert(cluster: str, gw_namespace: str, gateway: str, secret_namespace: str, secret: str) -> str:
+    """A Gateway's sslkeyandcertificate for one Secret: AKO's components (ako.md §1), not its sha1.
+
+    One per (Gateway, Secret), so two Gateways using one Secret own a copy each.
+    """
+    return fit(f"{prefix(cluster)}{gw_namespace}-{gateway}-{secret_namespace}-{secret}", cluster)
+
+
 def created_by(cluster: str) -> str:
     return f"ako-{cluster}"

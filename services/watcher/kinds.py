@@ -1,18 +1,21 @@
 """The kinds the watcher reflects: one row per kind.
 
 A row says how to list (and watch) the kind across the cluster and how to trim
-it. Adding Ingress, IngressClass, Secret or the Gateway API kinds is adding a
-row (and its verbs to ``deploy/rbac/clusterrole.yaml``).
+it. Adding a kind (Ingress, IngressClass) is adding a row (and its verbs to
+``deploy/rbac/clusterrole.yaml``). TLS Secrets are sealed on the way
+(:mod:`services.common.tls_secrets`, docs/tls-secrets.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.common import kube
+from services.common import kube, tls_secrets
+from services.common.sealing import Keyring
 from services.watcher import trim
 
 # A function that lists (or, with watch=True, watches) every object of a kind;
@@ -81,5 +84,24 @@ TCP_ROUTE = gateway_api("TCPRoute", "tcproutes", version="v1alpha2")
 UDP_ROUTE = gateway_api("UDPRoute", "udproutes", version="v1alpha2")
 TLS_ROUTE = gateway_api("TLSRoute", "tlsroutes", version="v1alpha2")
 
+
+def tls_secret_kind(keyring: Keyring) -> KindSpec:
+    """Secrets of type kubernetes.io/tls only (a field selector: no other Secret reaches albus), keys sealed."""
+    def lister(api: Any) -> ListFunc:
+        return functools.partial(kube.list_raw, api, "/api/v1/secrets", field_selector=tls_secrets.FIELD_SELECTOR)
+
+    return KindSpec(kind="Secret", api_version="v1", namespaced=True, lister=lister,
+                    trim=functools.partial(tls_secrets.trim, keyring=keyring))
+
+
+# Without a sealing key TLS Secrets are still listed: each says why its key cannot be carried.
+SECRET = tls_secret_kind(Keyring(cluster=""))
+
 KINDS: tuple[KindSpec, ...] = (SERVICE, ENDPOINT_SLICE, NAMESPACE, AVI_INFRA_SETTING, GATEWAY_CLASS, GATEWAY,
-                               HTTP_ROUTE, REFERENCE_GRANT, TCP_ROUTE, UDP_ROUTE, TLS_ROUTE)
+                               HTTP_ROUTE, REFERENCE_GRANT, TCP_ROUTE, UDP_ROUTE, TLS_ROUTE, SECRET)
+
+
+def with_keyring(kinds: Sequence[KindSpec], keyring: Keyring) -> tuple[KindSpec, ...]:
+    """``kinds`` with the TLS Secrets' keys sealed under ``keyring`` (the cluster's sealing key)."""
+    sealed = tls_secret_kind(keyring)
+    return tuple(dataclasses.replace(k, trim=sealed.trim) if k.kind == "Secret" else k for k in kinds)

@@ -11,8 +11,9 @@ from services.common import kube, subjects
 from services.common.bus import Bus
 from services.common.config import Config, ConfigError
 from services.common.resync import Resync, Round, set_when_any, unless_stopped
+from services.common.sealing import Keyring
 from services.common.service_main import service_main
-from services.watcher.kinds import KINDS, KindSpec
+from services.watcher.kinds import KINDS, KindSpec, with_keyring
 from services.watcher.lease import LeaderElector, LeaseTiming, default_identity, lease_name
 from services.watcher.reflectors import ReflectorSet
 
@@ -42,6 +43,11 @@ async def run(
     """
     if not cfg.albus.natsUrl:
         raise ConfigError("albus.natsUrl: the watcher needs a NATS URL")
+    keyring = Keyring.from_config(cfg)  # a key file that is configured but unusable stops the watcher here
+    if not keyring.can_seal:
+        log.warning("no sealing key (albus.sealingKeyFile): TLS Secrets are published without their keys and "
+                    "HTTPS listeners say so (docs/tls-secrets.md)")
+    kinds = with_keyring(kinds, keyring)
     api = kube.api_client(cfg)
     bus = await Bus.connect(cfg.albus.natsUrl, name=f"albus-watcher-{cfg.cluster}", replicas=cfg.albus.natsReplicas)
     elector = LeaderElector(

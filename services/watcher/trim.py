@@ -15,6 +15,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from services.common import tls_secrets
+
 Obj = dict[str, Any]
 Trim = Callable[[Obj], Obj]
 
@@ -94,8 +96,13 @@ def trim_with_spec_and_status(obj: Obj) -> Obj:
 
 
 def fingerprint(trimmed: Obj) -> str:
-    """Digest of a trimmed object, ignoring its resourceVersion."""
+    """Digest of a trimmed object, ignoring its resourceVersion and a TLS Secret's sealed box.
+
+    The box differs each time the same key is sealed (a new nonce); its
+    ``tls.fingerprint`` and key id stand for it, so a relist does not publish
+    every TLS Secret again.
+    """
     meta = {k: v for k, v in (trimmed.get("metadata") or {}).items() if k != "resourceVersion"}
-    body = {**trimmed, "metadata": meta}
+    body = tls_secrets.stable_view({**trimmed, "metadata": meta})
     raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(raw).hexdigest()[:32]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +12,12 @@ import pytest
 from kubernetes import client
 
 from albus.broker import NatsServer
-from tests.e2e.harness import CLUSTERROLE, Pipeline, make_pipeline
+from tests.e2e.harness import CLUSTER_IDS, CLUSTERROLE, Pipeline, make_pipeline
 
-_ids = itertools.count(1)
+# Pytest loads this file as ``e2e.conftest``; a test module importing ``tests.e2e.conftest`` (for
+# e2e_pipeline) gets a second copy of it. The counter lives in the harness, imported one way only,
+# so both copies name clusters (and namespaces) from one sequence.
+_ids = CLUSTER_IDS
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ SIM_SEED = REPO / "albus" / "demo_seed.yaml"
 VIP_NET = {"networkName": "vip-net", "cidr": "127.100.0.0/24", "v6cidr": "fd00:a1b::/64"}
 OBJECT_TYPES = ("virtualservice", "l4policyset", "pool", "vsvip")
 Names = dict[str, set[str]]
+CLUSTER_IDS = itertools.count(1)  # the e2e pipelines' cluster names in this process (conftest.e2e_pipeline)
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:

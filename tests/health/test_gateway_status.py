@@ -137,3 +137,16 @@ def test_one_route_loop_keys_every_route_kind_apart() -> None:
     assert keys == {("nf", "TCPRoute/sip"), ("nf", "UDPRoute/sip")}
     assert [gs.route_of(k) for k in sorted(keys)] == [("TCPRoute", "nf", "sip"), ("UDPRoute", "nf", "sip")]
     assert st.set_report(SourceReport(cluster="c1", source=GW, gateway=ST)) == set()
+
+
+def test_a_listener_whose_refs_go_bad_is_a_warning_event_once() -> None:
+    bad = ST.model_copy(update={"listeners": (ListenerStatus(
+        name="https", resolved_refs=False, refs_reason="InvalidCertificateRef",
+        message="certificateRef Secret nf/cert: tls.key does not match"),)})
+    good = gs.gateway_status(gw(), ST.model_copy(update={"listeners": (ListenerStatus(name="https"),)}),
+                             outcome(), NOW)
+    want = gs.gateway_status(gw(good), bad, outcome(), LATER)
+    events = gs.plan(gw(good), want, "Gateway").events
+    assert [(e.type, e.reason) for e in events] == [("Warning", "InvalidCertificateRef")]
+    assert "listener https" in events[0].note and "does not match" in events[0].note
+    assert gs.plan(gw(want), gs.gateway_status(gw(want), bad, outcome(), LATER), "Gateway").empty
