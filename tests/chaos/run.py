@@ -82,6 +82,18 @@ def converged(r: Rig) -> bool:
     return all(m.actual() == m.expected() for m in r.members.values())
 
 
+def difference(r: Rig) -> str:
+    """What keeps the controller from the translation: missing and extra names, per cluster and type."""
+    out = []
+    for m in r.members.values():
+        want, have = m.expected(), m.actual()
+        for t in sorted(set(want) | set(have)):
+            missing, extra = want.get(t, set()) - have.get(t, set()), have.get(t, set()) - want.get(t, set())
+            if missing or extra:
+                out.append(f"{m.cluster} {t}: missing {sorted(missing)}, extra {sorted(extra)}")
+    return "; ".join(out) or "none now"
+
+
 def full_resync_writes(r: Rig) -> int:
     """Restart every syncer: each replays and compares every tree with the controller."""
     for p in r.pool:
@@ -113,7 +125,10 @@ def run(workdir: Path, seed: int, duration: float, out: Path | None = None,
                 time.sleep(rng.uniform(0.5, 3.0))  # let the fault bite while work is in flight
                 r.admin("DELETE", "faults")
                 started = time.monotonic()
-                wait_for(lambda: converged(r), CONVERGE_S, f"convergence after {fault}", interval=0.5)
+                try:
+                    wait_for(lambda: converged(r), CONVERGE_S, f"convergence after {fault}", interval=0.5)
+                except AssertionError as exc:
+                    raise AssertionError(f"{exc}; difference: {difference(r)}") from None
                 report.rounds.append(Round(fault, changes, round(time.monotonic() - started, 2)))
                 print(f"round {len(report.rounds)}: {fault}: converged in {report.rounds[-1].converged_s}s", flush=True)
             report.foreign_untouched = r.foreign() == foreign
