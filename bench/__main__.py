@@ -16,19 +16,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cold, edits, headroom, report, results, scaleout, translator_tput
+from bench import chaos_long, cold, edits, headroom, report, results, scaleout, translator_tput
 from bench.results import RESULTS
 from bench.stack import Stack
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"cold": 1000, "cold_limited": 200, "priority": 500, "hot": 20, "hot_rate": 5.0,
               "edit_services": 200, "edit_rate": 20.0, "edit_seconds": 15.0, "translator": 2000,
-              "scale": 200, "scale_concurrency": 2, "sim_seconds": 3.0, "sim_repeat": 1},
+              "scale": 200, "scale_concurrency": 2, "sim_seconds": 3.0, "sim_repeat": 1,
+              "chaos_seconds": 0.0, "chaos_seed": 10, "chaos_nats_nodes": 1},  # CI runs chaos as a test
     "full": {"cold": 10000, "cold_limited": 10000, "priority": 10000, "hot": 50, "hot_rate": 10.0,
              "edit_services": 2000, "edit_rate": 100.0, "edit_seconds": 60.0, "translator": 10000,
              "scale": 2000, "scale_concurrency": 2, "sim_seconds": 5.0, "sim_repeat": 3},
 }
-SCENARIOS = ("cold", "cold_limited", "priority", "edit_latency", "translator", "syncer_scaleout", "simulator")
+SCENARIOS = ("cold", "cold_limited", "priority", "edit_latency", "translator", "syncer_scaleout", "simulator",
+             "chaos")
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -94,6 +96,17 @@ def main() -> int:
         sim = headroom.run(outdir, sz["sim_seconds"], sz["sim_repeat"])
         sim["asked_by_scenarios_per_s"] = headroom.asked(docs)
         (outdir / "simulator.json").write_text(json.dumps(sim, indent=2) + "\n")
+    if "chaos" in only and sz["chaos_seconds"] > 0:
+        print(f">> chaos ({sz['chaos_seconds']:.0f} s of faults)", flush=True)
+        try:
+            d = chaos_long.run(outdir, int(sz["chaos_seed"]), sz["chaos_seconds"], int(sz["chaos_nats_nodes"]))
+            docs.append(d)
+            print(json.dumps({"scenario": "chaos", **report.headline(d)}), flush=True)
+            if d["figures"]["resync_writes"] != 0 or not d["figures"]["foreign_untouched"]:
+                failures.append(f"chaos did not end clean: {report.headline(d)}")
+        except Exception as exc:
+            failures.append(f"chaos: {exc!r}")
+            print(f"!! chaos failed: {exc!r}", file=sys.stderr, flush=True)
     report.write_readme()
     for d in docs:
         if d["scenario"] == "idle_resync" and d["figures"]["controller_writes"] != 0:

@@ -77,6 +77,13 @@ def rows(d: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         pts = ", ".join(f"{k}: {v['services_per_s']}/s ({v['vs_linear']}x)" for k, v in f.items())
         return [(f"6. syncer scale-out, {p['latency_ms']:g} ms/call", "≥ 0.8x linear", pts,
                  all(v["vs_linear"] >= 0.8 for v in f.values()))]
+    if s == "chaos":
+        faults = ", ".join(f"{k} x{v}" for k, v in f["faults_injected"].items())
+        clean = f["resync_writes"] == 0 and f["foreign_untouched"]
+        return [(f"10. chaos, {p['duration_s']:.0f} s, seed {p['seed']}, {p['nats_nodes']} NATS node(s)",
+                 "converges after every fault; 0 writes on resync; foreign objects untouched",
+                 f"{len(f['rounds'])} rounds ({faults}); worst convergence {f['worst_converged_s']} s; "
+                 f"resync writes {f['resync_writes']}; foreign untouched {f['foreign_untouched']}", clean)]
     if s == "memory":
         return [(f"7. peak RSS per service at {p['services']} Services", "≤ 300 MB",
                  ", ".join(f"{k} {v}" for k, v in f["peak_rss_mb"].items() if k != "simulator") + " MB",
@@ -103,7 +110,7 @@ def _sim_row(path: Path) -> list[tuple[str, str, str, bool | None]]:
 def table(directory: Path) -> str:
     out = ["| scenario | goal | measured | met |", "| --- | --- | --- | --- |"]
     order = ("cold_unlimited", "cold_populated", "cold_limited", "priority", "edit_latency", "idle_resync", "translator",
-             "syncer_scaleout", "memory")
+             "syncer_scaleout", "memory", "chaos")
     for s in order:
         path = directory / f"{s}.json"
         if path.exists():

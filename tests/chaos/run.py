@@ -31,6 +31,7 @@ class Round:
     fault: str
     changes: int
     converged_s: float
+    kind: str = ""  # the fault's function, for grouping
 
 
 @dataclass
@@ -120,7 +121,8 @@ def run(workdir: Path, seed: int, duration: float, out: Path | None = None,
             end = time.monotonic() + duration
             while time.monotonic() < end:
                 changes = change_services(r, rng, rng.randrange(1, 5))
-                fault = rng.choice(pool)(r, rng)
+                inject = rng.choice(pool)
+                fault = inject(r, rng)
                 changes += change_services(r, rng, rng.randrange(0, 3))
                 time.sleep(rng.uniform(0.5, 3.0))  # let the fault bite while work is in flight
                 r.admin("DELETE", "faults")
@@ -129,7 +131,7 @@ def run(workdir: Path, seed: int, duration: float, out: Path | None = None,
                     wait_for(lambda: converged(r), CONVERGE_S, f"convergence after {fault}", interval=0.5)
                 except AssertionError as exc:
                     raise AssertionError(f"{exc}; difference: {difference(r)}") from None
-                report.rounds.append(Round(fault, changes, round(time.monotonic() - started, 2)))
+                report.rounds.append(Round(fault, changes, round(time.monotonic() - started, 2), inject.__name__))
                 print(f"round {len(report.rounds)}: {fault}: converged in {report.rounds[-1].converged_s}s", flush=True)
             report.foreign_untouched = r.foreign() == foreign
             report.objects = {m.cluster: sum(len(v) for v in m.actual().values()) for m in r.members.values()}
