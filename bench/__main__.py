@@ -27,7 +27,8 @@ SIZES: dict[str, dict[str, Any]] = {
               "chaos_seconds": 0.0, "chaos_seed": 10, "chaos_nats_nodes": 1},  # CI runs chaos as a test
     "full": {"cold": 10000, "cold_limited": 10000, "priority": 10000, "hot": 50, "hot_rate": 10.0,
              "edit_services": 2000, "edit_rate": 100.0, "edit_seconds": 60.0, "translator": 10000,
-             "scale": 2000, "scale_concurrency": 2, "sim_seconds": 5.0, "sim_repeat": 3},
+             "scale": 2000, "scale_concurrency": 2, "sim_seconds": 5.0, "sim_repeat": 3,
+             "chaos_seconds": 1800.0, "chaos_seed": 10, "chaos_nats_nodes": 1},
 }
 SCENARIOS = ("cold", "cold_limited", "priority", "edit_latency", "translator", "syncer_scaleout", "simulator",
              "chaos")
