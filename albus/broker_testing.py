@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from albus.broker import NatsServer
 from albus.broker_cluster import NatsCluster
+from services.common.bus import Bus
+
+
+@contextlib.asynccontextmanager
+async def connected_bus(url: str, name: str) -> AsyncIterator[Bus]:
+    """A bus on ``url`` with albus's streams in place, closed afterwards."""
+    bus = await Bus.connect(url, name)
+    await bus.ensure_streams()
+    try:
+        yield bus
+    finally:
+        await bus.close()
 
 
 @pytest.fixture(scope="session")

@@ -23,12 +23,14 @@ from services.common.resync import Resync, Round, first_of, instance_id, unless_
 from services.common.service_main import service_main
 from services.translator.causes import Causes
 from services.translator.engine import Changes, Engine
+from services.translator.waves import waves
 
 log = logging.getLogger("albus.translator")
 
 # What a round's state is read from: objects, trees, reports (the control stream is watched anyway).
 STREAMS = (subjects.STREAM_K8S, subjects.STREAM_AVI, subjects.STREAM_OUTCOME)
 ROUND_RETRY_SECONDS = 2.0
+PUBLISH_WINDOW = 64  # messages whose acknowledgements are awaited together (waves.py)
 
 # Kinds whose full list must be on the bus before the translator may decide
 # that a tree is no longer wanted. AviInfraSetting too: without it a Service
@@ -82,19 +84,27 @@ class Translator:
         self.wake.set()
 
     async def publish(self, changes: Changes, causes: Causes) -> None:
-        for tree in changes.trees:
-            subj = subjects.avi_tree(tree.cluster, tree.tenant, tree.vs_name)
-            with tracing.caused_by(f"translate {tree.vs_name}", causes.of(tree.sources),
-                                   {"avi.vs_name": tree.vs_name, "albus.deleted": tree.deleted},
-                                   about=(tree.cluster, ",".join(s.key() for s in tree.sources))):
-                await self.bus.publish(subj, tree, ttl=TOMBSTONE_TTL_SECONDS if tree.deleted else None)
-                log.info("%s tree %s (%s)", "deleted" if tree.deleted else "published", tree.vs_name,
-                         tree.checksum[:8])
-        for rep in changes.reports:
-            subj = subjects.report(rep.cluster, rep.source.kind, rep.source.namespace, rep.source.name)
-            with tracing.caused_by(f"report {rep.source.key()}", causes.of((rep.source,)),
-                                   {"albus.problems": len(rep.problems)}, about=(rep.cluster, rep.source.key())):
-                await self.bus.publish(subj, rep, ttl=None if rep.problems or rep.gateway else TOMBSTONE_TTL_SECONDS)
+        """The trees, then the reports, each in waves (waves.py); all acknowledged when it returns."""
+        trees = [(subjects.avi_tree(t.cluster, t.tenant, t.vs_name), t) for t in changes.trees]
+        for tree_wave in waves(trees, PUBLISH_WINDOW):
+            await asyncio.gather(*(self._publish_tree(subj, tree, causes) for subj, tree in tree_wave))
+        reports = [(subjects.report(r.cluster, r.source.kind, r.source.namespace, r.source.name), r)
+                   for r in changes.reports]
+        for report_wave in waves(reports, PUBLISH_WINDOW):
+            await asyncio.gather(*(self._publish_report(subj, rep, causes) for subj, rep in report_wave))
+
+    async def _publish_tree(self, subj: str, tree: VsTree, causes: Causes) -> None:
+        with tracing.caused_by(f"translate {tree.vs_name}", causes.of(tree.sources),
+                               {"avi.vs_name": tree.vs_name, "albus.deleted": tree.deleted},
+                               about=(tree.cluster, ",".join(s.key() for s in tree.sources))):
+            await self.bus.publish(subj, tree, ttl=TOMBSTONE_TTL_SECONDS if tree.deleted else None)
+            log.info("%s tree %s (%s)", "deleted" if tree.deleted else "published", tree.vs_name,
+                     tree.checksum[:8])
+
+    async def _publish_report(self, subj: str, rep: SourceReport, causes: Causes) -> None:
+        with tracing.caused_by(f"report {rep.source.key()}", causes.of((rep.source,)),
+                               {"albus.problems": len(rep.problems)}, about=(rep.cluster, rep.source.key())):
+            await self.bus.publish(subj, rep, ttl=None if rep.problems or rep.gateway else TOMBSTONE_TTL_SECONDS)
 
     async def step(self, caught_up: bool) -> None:
         if self.full_view:

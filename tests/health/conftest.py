@@ -10,6 +10,7 @@ import pytest
 from health_helpers import Kube, Publisher, cluster_role
 
 from albus.broker import NatsServer
+from albus.broker_testing import connected_bus
 from albus.controlplane.launcher import ControlPlane
 from services.common.bus import Bus
 from services.common.config import Config, parse_config
@@ -36,12 +37,8 @@ def health_cfg(cluster: str, nats_server: NatsServer, health_kubeconfig: Path) -
 
 @pytest.fixture
 async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
-    b = await Bus.connect(nats_server.url, "health-test")
-    await b.ensure_streams()
-    try:
+    async with connected_bus(nats_server.url, "health-test") as b:
         yield b
-    finally:
-        await b.close()
 
 
 @pytest.fixture

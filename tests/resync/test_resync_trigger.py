@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from albus.broker import NatsServer
+from albus.broker_testing import connected_bus
 from services.common import subjects
 from services.common.bus import Bus
 from services.common.contracts import ResyncDone, ResyncRequest, decode
@@ -22,12 +23,8 @@ NO_POLL = 3600.0
 
 @pytest.fixture
 async def bus(fresh_nats: NatsServer) -> AsyncIterator[Bus]:
-    b = await Bus.connect(fresh_nats.url, "trigger-test")
-    await b.ensure_streams()
-    try:
+    async with connected_bus(fresh_nats.url, "trigger-test") as b:
         yield b
-    finally:
-        await b.close()
 
 
 async def _resync(bus: Bus, instance: str = "i1") -> Resync:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from albus.broker import NatsServer
+from albus.broker_testing import connected_bus
 from services.common import subjects
 from services.common.bus import Bus
 from services.common.config import Config, parse_config
@@ -29,12 +30,8 @@ CLUSTER = "trround"
 
 @pytest.fixture
 async def bus(fresh_nats: NatsServer) -> AsyncIterator[Bus]:
-    b = await Bus.connect(fresh_nats.url, "translator-round-test")
-    await b.ensure_streams()
-    try:
+    async with connected_bus(fresh_nats.url, "translator-round-test") as b:
         yield b
-    finally:
-        await b.close()
 
 
 def _cfg(url: str) -> Config:

@@ -10,6 +10,7 @@ import pytest
 from watcher_helpers import BusLog, Kube, cluster_role, make_config
 
 from albus.broker import NatsServer
+from albus.broker_testing import connected_bus
 from albus.controlplane.launcher import ControlPlane
 from services.common.bus import Bus
 from services.common.config import Config
@@ -35,12 +36,8 @@ def watcher_cfg(cluster: str, nats_server: NatsServer, watcher_kubeconfig: Path,
 
 @pytest.fixture
 async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
-    b = await Bus.connect(nats_server.url, "watcher-test")
-    await b.ensure_streams()
-    try:
+    async with connected_bus(nats_server.url, "watcher-test") as b:
         yield b
-    finally:
-        await b.close()
 
 
 @pytest.fixture
