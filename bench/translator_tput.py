@@ -11,7 +11,11 @@ path is profiled with pyinstrument (bench/results/profiles/).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ import nats
 from pyinstrument import Profiler
 
 from albus.stack import service, write_config
-from bench import results
+from bench import report, results
 from bench.machine import cpu_seconds
 from bench.stack import SELECTOR_KEY, VIP_NET, Stack
 from bench.workload import documents, endpoint_ip
@@ -148,3 +152,30 @@ def run(stack: Stack, outdir: Path, n: int) -> dict[str, Any]:
                                    "process via bus": bus["events_per_s"]}, (5000, "goal 5,000/s"))
     return results.write(outdir, "translator", {"services": n, "events": len(evs)},
                          {"in_process": inproc, "through_bus": bus}, {"events_per_s_min": 5000})
+
+
+def main() -> int:
+    """``python -m bench.translator_tput [--services N] [--out DIR]``: this scenario alone.
+
+    It needs no Kubernetes, so it runs on a nats-server of its own without
+    the control plane: quick enough to compare two revisions back to back on
+    the same machine (how the translator's tuning was measured, bench/README.md).
+    """
+    ap = argparse.ArgumentParser(prog="python -m bench.translator_tput")
+    ap.add_argument("--services", type=int, default=2000)
+    ap.add_argument("--out", type=Path, default=results.RESULTS / "translator_alone")
+    args = ap.parse_args()
+    results.RUN["sizes"] = {"translator": args.services}
+    with tempfile.TemporaryDirectory(prefix="albus-bench-") as tmp:
+        stack = Stack(Path(tmp))  # its nats-server only: started here, the control plane never is
+        stack.nats.start()
+        try:
+            doc = run(stack, args.out, args.services)
+        finally:
+            stack.nats.stop()
+    print(json.dumps({"scenario": doc["scenario"], **report.headline(doc)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
