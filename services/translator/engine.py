@@ -93,9 +93,10 @@ class Engine:
         # The collector is paused while trees are built, and a full view's heap is frozen
         # (heap.py: the collector was most of the CPU of an initial list).
         full_view, self.full_view_pending = self.full_view_pending, False
+        size = len(self.dirty)
         with heap.paused():
             out = self._flush()
-        if full_view:
+        if full_view and size >= heap.FREEZE_FROM:
             heap.settle()
         return out
 
