@@ -64,6 +64,7 @@ def plot_bars(path: Path, title: str, ylabel: str, bars: dict[str, float], hline
         ax.axhline(hline[0], color="grey", linestyle="--", label=hline[1])
         ax.legend()
     ax.set(title=title, ylabel=ylabel)
+    ax.tick_params(axis="x", labelrotation=25)  # long labels (fault names) must not overlap
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
