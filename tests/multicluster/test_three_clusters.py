@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import OBJECT_TYPES, wait_for
+from tests.e2e.harness import OBJECT_TYPES, Names, wait_for
 from tests.e2e.kube import lb_service, run_pod
-from tests.multicluster.fleet import APP_NS, SELECTOR, Member, Names, ensure_namespace
+from tests.multicluster.fleet import APP_NS, SELECTOR, Member, ensure_namespace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.k8s, pytest.mark.sim]
 
