@@ -44,9 +44,18 @@ RECONNECT_CHECK_SECONDS = 0.5
 T = TypeVar("T")
 
 
+_last_ms = 0
+
+
 def new_request_id() -> str:
-    """Ordered by time (milliseconds, fixed width), then random: a later request sorts after an earlier one."""
-    return f"{int(time.time() * 1000):012x}{os.urandom(3).hex()}"
+    """Ordered by time (milliseconds, fixed width), then random: a later request sorts after an earlier one.
+
+    Two requests of one process in the same millisecond would otherwise be
+    ordered by their random part: each takes a millisecond after the last.
+    """
+    global _last_ms
+    _last_ms = max(int(time.time() * 1000), _last_ms + 1)
+    return f"{_last_ms:012x}{os.urandom(3).hex()}"
 
 
 def answers(done_request: str, request: str) -> bool:
