@@ -12,20 +12,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
 
+from albus.up import DEFAULT_WORKDIR
 from services.common import subjects
 from services.common.bus import Bus
 from services.common.config import ConfigError, load_config
 from services.common.contracts import ChangeTraced, SpanBatch, SpanRecord, decode
+from services.watcher.kinds import KINDS
 
 HEALTH_SERVICE = "albus-health"
 
 
 class TraceNotFound(LookupError):
     pass
+
+
+KINDS_BY_LOWER = {k.kind.lower(): k.kind for k in KINDS}
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,9 @@ class Target:
     @classmethod
     def parse(cls, text: str) -> Target:
         parts = text.split("/")
+        if parts and parts[0]:
+            # kubectl's habit: service/demo/web names the same object as Service/demo/web.
+            parts[0] = KINDS_BY_LOWER.get(parts[0].lower(), parts[0])
         if len(parts) == 3 and all(parts):
             return cls(*parts)
         if len(parts) == 2 and all(parts):  # cluster-scoped
@@ -198,14 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trace-id", help="a trace id (from a Kubernetes Event's note or annotation)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the trace to complete")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--config", help="albus values file (default: $ALBUS_CONFIG)")
+    p.add_argument("--config", help="albus values file (default: $ALBUS_CONFIG, else .albus/config.yaml of albus up)")
     p.add_argument("--cluster", help="cluster name (default: AKOSettings.clusterName)")
     p.add_argument("--nats", help="NATS URL (default: albus.natsUrl / $NATS_URL)")
     args = p.parse_args(argv)
     if not args.object and not args.trace_id:
         p.error("give an object or --trace-id")
     try:
-        cfg = load_config(args.config)
+        # Beside `albus up`, its configuration is the natural default.
+        up_config = DEFAULT_WORKDIR / "config.yaml"
+        config = args.config or os.environ.get("ALBUS_CONFIG") or (str(up_config) if up_config.exists() else None)
+        cfg = load_config(config)
         target = Target.parse(args.object) if args.object else None
     except (ConfigError, OSError, ValueError) as err:
         print(f"albus trace: {err}", file=sys.stderr)

@@ -12,7 +12,7 @@ from opentelemetry import baggage, trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from albus.broker import NatsServer
-from albus.trace import render, timeline
+from albus.trace import Target, render, timeline
 from services.common import subjects, tracing
 from services.common.bus import Bus, Delivery
 from services.common.config import parse_config
@@ -158,3 +158,10 @@ async def test_history_reads_every_message_of_a_subject(nats_server: NatsServer)
     finally:
         await bus.close()
     assert [decode(d.data, ChangeTraced).resource_version for d in got] == ["1", "2", "3"]
+
+
+def test_trace_target_takes_kinds_in_any_case_as_kubectl_does() -> None:
+    assert Target.parse("service/demo/web") == Target("Service", "demo", "web")
+    assert Target.parse("Service/demo/web") == Target("Service", "demo", "web")
+    assert Target.parse("aviinfrasetting/blue") == Target("AviInfraSetting", "", "blue")
+    assert Target.parse("Widget/a/b") == Target("Widget", "a", "b")  # unknown kinds pass as given
