@@ -13,6 +13,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
+MACHINE = "machine"  # every process on the box, in Usage's CPU samples
 
 
 def git_sha() -> str:
@@ -67,6 +68,9 @@ class Usage:
         self.cpu0 = {n: cpu_seconds(p) for n, p in self.pids.items()}
         self.cpu_last = dict(self.cpu0)
         self.peak: dict[str, float] = {}
+        # (wall clock, CPU seconds per process) at every sample: the CPU used between two instants
+        self.samples: list[tuple[float, dict[str, float]]] = [
+            (time.time(), {**self.cpu0, MACHINE: self._machine_busy()})]
         self.t0 = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -86,6 +90,8 @@ class Usage:
             c = cpu_seconds(p)
             if c:
                 self.cpu_last[n] = c
+        self.samples.append((time.time(), {**self.cpu_last, MACHINE: self._machine_busy()}))
+        for n, p in self.pids.items():
             m = memory_mb(p).get("peak_rss_mb")
             if m is not None:
                 self.peak[n] = max(self.peak.get(n, 0.0), m)
@@ -93,6 +99,14 @@ class Usage:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self._sample()
+
+    def cpu_between(self, t0: float, t1: float) -> dict[str, float]:
+        """CPU seconds each process (and, as ``MACHINE``, the whole machine) used between two wall-clock
+        instants, to the nearest samples."""
+        def at(t: float) -> dict[str, float]:
+            return min(self.samples, key=lambda s: abs(s[0] - t))[1]
+        a, b = at(t0), at(t1)
+        return {n: round(b.get(n, 0.0) - a.get(n, 0.0), 3) for n in (*self.pids, MACHINE)}
 
     def stop(self) -> dict[str, Any]:
         self._sample()

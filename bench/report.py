@@ -74,7 +74,10 @@ def rows(d: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
                 ("5. translator, process via the bus", "≥ 5,000 events/s", f"{bus['events_per_s']}/s",
                  bus["events_per_s"] >= 5000)]
     if s == "syncer_scaleout":
-        pts = ", ".join(f"{k}: {v['services_per_s']}/s ({v['vs_linear']}x)" for k, v in f.items())
+        def cpu(v: dict[str, Any]) -> str:
+            ms = v.get("cpu_ms_per_service_total")
+            return f", {ms:g} ms CPU/Service" if ms is not None else ""
+        pts = ", ".join(f"{k}: {v['services_per_s']}/s ({v['vs_linear']}x{cpu(v)})" for k, v in f.items())
         return [(f"6. syncer scale-out, {p['latency_ms']:g} ms/call", "≥ 0.8x linear", pts,
                  all(v["vs_linear"] >= 0.8 for v in f.values()))]
     if s == "chaos":

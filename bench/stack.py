@@ -26,6 +26,7 @@ from albus.controlplane.launcher import ControlPlane
 from albus.stack import SERVICES, SimProcess, service, write_config
 from bench.machine import Usage
 from services.common.subjects import STREAM_AVI, avi_cluster
+from services.syncer.leases import assigned
 from tests.e2e.harness import CLUSTERROLE, Pipeline, wait_for
 
 # A /16 of loopback VIPs: 10,000 Services need more than the demo's /24.
@@ -108,10 +109,13 @@ class BenchPipeline(Pipeline):
         self.admin("POST", "faults", json={"path": "^/api/", "latency_ms": ms})
 
     def wait_syncers(self, n: int, timeout: float = 120) -> None:
-        """Until n replicas hold all 64 partitions between them (rebalance over)."""
+        """Until n replicas hold all 64 partitions between them, each its own share (rebalance over)."""
         def ready() -> bool:
             st = [s for s in self.syncer_status() if s.get("at", 0) > time.time() - 6]
-            return len(st) == n and len({p for s in st for p in s.get("partitions", [])}) == 64
+            members = [str(s.get("replica")) for s in st]
+            # (the first replica up holds every partition until the others are seen and it lets go)
+            return len(st) == n and len({p for s in st for p in s.get("partitions", [])}) == 64 and all(
+                set(s.get("partitions", [])) == assigned(str(s.get("replica")), members) for s in st)
         wait_for(ready, timeout, f"{n} syncer replicas holding every partition", interval=0.5)
 
 

@@ -58,6 +58,8 @@ class Health:
         self.interval = interval  # global override of every monitor's send_interval
         self.probe_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(LOOPBACK)
         self.states: dict[Key, ServerState] = {}
+        # The keys of ``states`` per pool: a pool's reconcile touches its own, not every pool's.
+        self._pool_keys: dict[str, set[Key]] = {}
         self.overrides: dict[Key, tuple[str, str]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -84,6 +86,7 @@ class Health:
     def reset(self) -> None:
         """Forget every state (controller restart): members are probed afresh."""
         self.states.clear()
+        self._pool_keys.clear()
         for uuid in list(self._tasks):
             self._reconcile(uuid)
 
@@ -103,13 +106,16 @@ class Health:
         if old is not None:
             old.cancel()
         pool = self.store.get(pool_uuid)
+        keys = self._pool_keys.get(pool_uuid, set())
         if pool is None:
-            for k in [k for k in self.states if k[0] == pool_uuid]:
-                del self.states[k]
+            for k in keys:
+                self.states.pop(k, None)
+            self._pool_keys.pop(pool_uuid, None)
             return
         live = {(pool_uuid, s["ip"]["addr"], _server_port(pool, s)) for s in pool.data.get("servers", []) or []}
-        for k in [k for k in self.states if k[0] == pool_uuid and k not in live]:
-            del self.states[k]
+        for k in [k for k in keys if k not in live]:
+            self.states.pop(k, None)
+            keys.discard(k)
         if self.running and self._monitor(pool) is not None:
             self._tasks[pool_uuid] = asyncio.get_running_loop().create_task(self._run(pool_uuid))
 
@@ -141,6 +147,7 @@ class Health:
         cur = self.states.get(key)
         if cur is None or cur.state != state:
             self.states[key] = ServerState(state, reason)
+            self._pool_keys.setdefault(key[0], set()).add(key)
         else:
             cur.reason = reason
 

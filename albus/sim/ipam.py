@@ -31,6 +31,13 @@ def _vip_addrs(rec: Record) -> list[str]:
     return out
 
 
+def _ip(addr: str) -> IpAddr | None:
+    try:
+        return ipaddress.ip_address(addr)
+    except ValueError:
+        return None
+
+
 def _canon(addr: str) -> str:
     try:
         return str(ipaddress.ip_address(addr))
@@ -42,6 +49,9 @@ class Ipam:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.used: dict[tuple[str, str], str] = {}  # (vrf uuid, address) → vsvip uuid
+        # The same as integers per (vrf uuid, IP version): the allocation scan looks up ints, as
+        # formatting every candidate address made each allocation cost O(addresses in use) strings.
+        self._used_ints: dict[tuple[str, int], dict[int, str]] = {}
         store.hooks.append(self._hook)
 
     def _hook(self, event: str, rec: Record) -> None:
@@ -49,10 +59,16 @@ class Ipam:
             return
         vrf = str(rec.data.get("vrf_context_ref", ""))
         for addr in _vip_addrs(rec):
+            ip = _ip(addr)
+            ints = self._used_ints.setdefault((vrf, ip.version), {}) if ip is not None else {}
             if event == "insert":
                 self.used[(vrf, addr)] = rec.uuid
+                if ip is not None:
+                    ints[int(ip)] = rec.uuid
             elif self.used.get((vrf, addr)) == rec.uuid:
                 del self.used[(vrf, addr)]
+                if ip is not None:
+                    ints.pop(int(ip), None)
 
     # ---------------------------------------------------------------------------------------
     def apply(self, data: dict[str, Json], self_uuid: str, old: Record | None) -> None:
@@ -159,13 +175,15 @@ class Ipam:
         for s in net.data.get("configured_subnets", []) or []:
             if _prefix(s) != subnet:
                 continue
+            used = self._used_ints.get((vrf, fam), {})
+            taken_ints = {int(ip) for ip in map(_ip, taken) if ip is not None and ip.version == fam}
             for begin, end in _ranges(s):
                 cur = int(begin)
                 last = int(end)
                 while cur <= last:
-                    addr = str(ipaddress.ip_address(cur))
-                    holder = self.used.get((vrf, addr))
-                    if (holder is None or holder == self_uuid) and addr not in taken:
+                    holder = used.get(cur)
+                    if (holder is None or holder == self_uuid) and cur not in taken_ints:
+                        addr = str(ipaddress.ip_address(cur))
                         taken.add(addr)
                         return addr
                     cur += 1

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,6 +58,24 @@ def _fail(what: str, reply: Reply) -> ApplyFailed:
     return ApplyFailed(reply.status, f"{what}: {error_text(reply.body, reply.text)}")
 
 
+class _Turn:
+    """One tree's place among the trees writing at once: taken at its first write, kept to its outcome."""
+
+    def __init__(self, writing: asyncio.Semaphore) -> None:
+        self.writing = writing
+        self.held = False
+
+    async def take(self) -> None:
+        if not self.held:
+            await self.writing.acquire()
+            self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self.writing.release()
+
+
 @dataclass
 class _Run:
     """One attempt at one tree."""
@@ -66,12 +85,18 @@ class _Run:
     counter: CallCounter
     fence: Fence
     created: list[Key]
+    turn: _Turn
     fenced: bool = False
 
     async def before_write(self) -> None:
         if not self.fenced:
+            await self.turn.take()
             await self.fence()
             self.fenced = True
+
+    async def before_delete(self) -> None:
+        await self.turn.take()
+        await self.fence()
 
 
 def _uuid(obj: dict[str, Any] | None) -> str | None:
@@ -95,7 +120,8 @@ def vips_of(vsvip: dict[str, Any] | None) -> tuple[str, ...]:
 
 
 class TreeApplier:
-    def __init__(self, client: ControllerClient, cache: ObjectCache, keyring: Keyring | None = None) -> None:
+    def __init__(self, client: ControllerClient, cache: ObjectCache, keyring: Keyring | None = None,
+                 *, max_in_progress: int | None = None) -> None:
         self.client = client
         self.cache = cache
         self.cluster = cache.cluster
@@ -109,15 +135,28 @@ class TreeApplier:
         self._previous: dict[tuple[str, str], VsTree] = {}
         # Trees whose last attempt failed: their objects are re-read before the next.
         self._suspect: set[tuple[str, str]] = set()
+        # Trees that have begun writing and not yet finished: enough that every call slot always
+        # has a tree ready for it. A backlog of hundreds let through at once would only queue for
+        # a call slot, each with a fence check that ages while it waits, and crowd the event loop
+        # that renews the partition leases until renewals are late and the fence refuses every
+        # tree. A tree with nothing to write never waits for a turn.
+        self._writing = asyncio.Semaphore(max_in_progress or max(32, 4 * client.concurrency))
 
     async def apply(self, tree: VsTree, fence: Fence = _no_fence) -> ApplyOutcome:
+        turn = _Turn(self._writing)
+        try:
+            return await self._apply(tree, fence, turn)
+        finally:
+            turn.give_back()
+
+    async def _apply(self, tree: VsTree, fence: Fence, turn: _Turn) -> ApplyOutcome:
         counter = CallCounter()
         key = (tree.tenant, tree.vs_name)
         try:
             if tree.cluster != self.cluster:
                 raise ApplyFailed(None, f"tree of cluster {tree.cluster} given to the syncer of {self.cluster}")
             tc = await self.cache.ensure(tree.tenant, since=self.fresh_since, counter=counter)
-            run = _Run(tree=tree, tc=tc, counter=counter, fence=fence, created=[])
+            run = _Run(tree=tree, tc=tc, counter=counter, fence=fence, created=[], turn=turn)
             if key in self._suspect:
                 await self._reread(run)
             if tree.deleted:
@@ -196,12 +235,13 @@ class TreeApplier:
 
     async def _macro(self, run: _Run) -> bool:
         """True when the macro call created the tree; False to fall back to per-object creates."""
+        # The fence first: a partition this replica no longer holds costs no body.
+        await run.before_write()
         try:
             body = macro_body(run.tree, self._sent_new)
         except MacroError as exc:
             log.info("tree %s: no macro (%s)", run.tree.vs_name, exc)
             return False
-        await run.before_write()
         reply = await self.client.call("post", "macro", tenant=run.tree.tenant, data=body, counter=run.counter)
         if reply.status in MACRO_UNSUPPORTED and self.macro_supported is not True:
             log.info("controller has no macro API (%s); creating object by object", reply.status)
@@ -295,7 +335,7 @@ class TreeApplier:
         """Delete in the given order; unless ``strict``, a refusal is logged and left to GC."""
         for key in keys:
             try:
-                await self.delete_owned(run.tree.tenant, key, run.counter, run.fence)
+                await self.delete_owned(run.tree.tenant, key, run.counter, run.before_delete)
             except ApplyFailed as exc:
                 if strict:
                     raise
@@ -305,7 +345,7 @@ class TreeApplier:
         """Remove what this attempt created: nothing uses it yet."""
         for key in deletion_order(run.created):
             try:
-                await self.delete_owned(run.tree.tenant, key, run.counter, run.fence)
+                await self.delete_owned(run.tree.tenant, key, run.counter, run.before_delete)
             except (ApplyFailed, ControllerError) as exc:
                 log.warning("tree %s: could not roll back %s %s: %s", run.tree.vs_name, *key, exc)
 

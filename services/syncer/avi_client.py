@@ -165,6 +165,11 @@ class ControllerClient:
         client.server = cfg.ControllerSettings.controllerHost
         return client
 
+    @property
+    def concurrency(self) -> int:
+        """Calls this process keeps in flight at most."""
+        return self._concurrency
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 

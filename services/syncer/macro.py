@@ -51,10 +51,11 @@ def _inline(value: Any, objects: dict[tuple[str, str], AviObject], used: set[tup
                 if any(t is not None for t in targets):
                     # One field cannot be half inline, half by reference.
                     raise MacroError(f"{key} mixes tree objects and other references")
-            out[key] = _inline(item, objects, used, sent)
+            # (Scalars as they are: most of a body, and a call each would be most of the cost.)
+            out[key] = _inline(item, objects, used, sent) if isinstance(item, dict | list | tuple) else item
         return out
     if isinstance(value, list | tuple):
-        return [_inline(v, objects, used, sent) for v in value]
+        return [_inline(v, objects, used, sent) if isinstance(v, dict | list | tuple) else v for v in value]
     return value
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import parse_qs, urlsplit
 
 _API_PATH = re.compile(r"/api/(?P<type>[a-zA-Z0-9_-]+)/?(?P<uuid>[^/?#]*)")
@@ -28,6 +29,7 @@ def is_ref_field(key: str) -> bool:
     return key.endswith("_ref") or key.endswith("_refs")
 
 
+@lru_cache(maxsize=65536)  # pure, and hot: every ref of every tree is parsed by the macro, the diff and the walk
 def parse_ref(value: str) -> Ref | None:
     """``/api/<type>/?name=<n>``, ``/api/<type>?name=<n>`` or ``<scheme>://host/api/<type>/<uuid>[#name]``."""
     parts = urlsplit(value)

@@ -70,6 +70,8 @@ class SyncerReplica:
         self.gc_runs = 0
         self.applies: Counter[tuple[str, str]] = Counter()  # per (tenant, vs), for tests and metrics
         self._next_resync = 0.0
+        # GC has a clock of its own: retrying it (marker missing, lease late) must not re-apply every tree.
+        self._next_gc = float("inf")
         self._refresh_since = 0.0
         # What the replica's state is read from: trees, outcomes, its KV buckets.
         streams = [subjects.STREAM_AVI, subjects.STREAM_OUTCOME,
@@ -114,7 +116,7 @@ class SyncerReplica:
         )
         self.workers[part] = worker
         if part == GC_PARTITION:
-            self._next_resync = min(self._next_resync, time.monotonic() + self.timing.gc_delay)
+            self._next_gc = min(self._next_gc, time.monotonic() + self.timing.gc_delay)
         log.info("replica %s: took partition %d", self.replica_id, part)
 
     def _fence_for(self, part: int) -> Fence:
@@ -162,16 +164,19 @@ class SyncerReplica:
 
     async def _resync_and_gc(self) -> None:
         now = time.monotonic()
-        if now < self._next_resync:
+        if now >= self._next_resync:
+            self._next_resync = now + self.timing.resync
+            self.applier.fresh_since = now
+            await self._reload(now)
+            for worker in self.workers.values():
+                worker.resync()
+            self._next_gc = now
+        if GC_PARTITION not in self.workers or now < self._next_gc:
             return
-        self._next_resync = now + self.timing.resync
-        self.applier.fresh_since = now
-        await self._reload(now)
-        for worker in self.workers.values():
-            worker.resync()
-        if GC_PARTITION in self.workers and not await self._gc():
+        self._next_gc = float("inf")  # next with the next resync
+        if not await self._gc():
             # Not allowed yet: look again soon rather than after a full period.
-            self._next_resync = now + min(self.timing.resync, max(self.timing.tick, self.timing.gc_delay))
+            self._next_gc = now + min(self.timing.resync, max(self.timing.tick, self.timing.gc_delay))
 
     async def _gc(self) -> bool:
         """Collect garbage for the cluster (holder of partition 0 only); whether it ran."""

@@ -131,3 +131,26 @@ def test_tenant_scoping(sim: SimServer) -> None:
         assert a.get_object_by_name("applicationprofile", "System-HTTP") is not None
     finally:
         ApiSession.clear_cached_sessions()
+
+
+def test_allocates_the_lowest_free_address_of_each_family(api: ApiSession, sim_admin: SimAdmin) -> None:
+    def vips(name: str) -> tuple[str, str]:
+        r = api.post("vsvip", data=_vsvip_body(name))
+        assert r.status_code == 201, r.text
+        vip = r.json()["vip"][0]
+        return vip["ip_address"]["addr"], vip["ip6_address"]["addr"]
+
+    made = [vips(f"low-{i}") for i in range(4)]
+    v4 = [int(ipaddress.ip_address(a)) for a, _ in made]
+    v6 = [int(ipaddress.ip_address(b)) for _, b in made]
+    # one after the other from the start of the range, in both families
+    assert v4 == list(range(v4[0], v4[0] + 4)) and v6 == list(range(v6[0], v6[0] + 4))
+    assert api.delete_by_name("vsvip", "low-1").status_code == 204
+    assert api.delete_by_name("vsvip", "low-2").status_code == 204
+    # freed addresses are taken again, lowest first, before the range goes on
+    assert vips("low-4") == made[1]
+    assert vips("low-5") == made[2]
+    a, b = vips("low-6")
+    assert int(ipaddress.ip_address(a)) == v4[3] + 1 and int(ipaddress.ip_address(b)) == v6[3] + 1
+    used = {(e["ip"], e["vsvip"]) for e in sim_admin.call("GET", "ipam")["used"]}
+    assert len(used) == 10  # 5 vsvips, one address of each family

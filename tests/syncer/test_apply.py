@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import Counter
 from collections.abc import Callable
 
-from syncer_helpers import api_calls, make_applier, our_objects
+from syncer_helpers import api_calls, make_applier, make_client, our_objects, syncer_config
 from syncer_trees import deleted_tree, l4_tree
 
 from albus.sim.seed import DEFAULT_TEST_SEED
 from albus.sim.server import SimServer
 from albus.sim.testing import SimAdmin, SimClient
+from services.syncer.apply import TreeApplier
 from services.syncer.avi_client import ControllerClient
+from services.syncer.cache import ObjectCache
 
 C = "c1"
 PREFIX = f"{C}--default-web"
@@ -242,3 +245,50 @@ async def test_dual_stack_vip_reports_both_addresses(
     assert out.vips[0].startswith("127.0.100.") and out.vips[1].startswith("fd00:a1b0::")
     sim_admin.reset_log()
     assert (await applier.apply(l4_tree(C, "web", subnet6=("fd00:a1b0::", 64)))).writes == 0
+
+
+async def test_a_backlog_is_worked_off_a_few_trees_at_a_time(
+    sim: SimServer, sim_admin: SimAdmin, client_factory: list[ControllerClient]
+) -> None:
+    # Hundreds of trees started at once must not all pass their fence and queue for a call slot:
+    # the fence would be stale by the time of the write, and the event loop too busy to renew leases.
+    # (Each tree takes its turn at its first write and keeps it to its outcome.)
+    client = make_client(syncer_config(sim, C), client_factory)
+    applier = TreeApplier(client, ObjectCache(client, C), max_in_progress=2)
+    sim_admin.add_fault(method="POST", path="/api/macro", latency_ms=200)
+    inside = most = 0
+
+    async def fence() -> None:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+
+    async def one(svc: str) -> bool:
+        nonlocal inside
+        out = await applier.apply(l4_tree(C, svc), fence)
+        inside -= 1  # (before any other tree can start: nothing is awaited in between)
+        return out.ok
+
+    assert all(await asyncio.gather(*(one(f"b{i}") for i in range(6))))
+    assert most == 2, f"{most} trees were past their fence at once"
+    assert Counter(api_calls(sim_admin, writes_only=True)) == {("POST", "macro"): 6}
+
+
+async def test_a_tree_with_nothing_to_write_does_not_wait_for_a_turn(
+    sim: SimServer, sim_admin: SimAdmin, client_factory: list[ControllerClient]
+) -> None:
+    client = make_client(syncer_config(sim, C), client_factory)
+    applier = TreeApplier(client, ObjectCache(client, C), max_in_progress=1)
+    assert (await applier.apply(l4_tree(C, "done"))).ok
+    sim_admin.add_fault(method="POST", path="/api/macro", latency_ms=5000)
+    writing = asyncio.Event()
+
+    async def fence() -> None:
+        writing.set()
+
+    slow = asyncio.create_task(applier.apply(l4_tree(C, "slow"), fence))
+    await asyncio.wait_for(writing.wait(), 30)  # the only turn is taken, its macro call under way
+    replay = await applier.apply(l4_tree(C, "done"))
+    assert replay.ok and replay.writes == 0
+    assert not slow.done(), "the replay waited for the write in progress"
+    assert (await slow).ok

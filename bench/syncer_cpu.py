@@ -1,0 +1,159 @@
+"""``python -m bench.syncer_cpu``: what applying a backlog of new trees costs in CPU, per process.
+
+Scenario 6 without Kubernetes: a nats-server and a simulator of its own, the
+trees the translator's engine makes for the benchmark's Services published
+on the bus (with the translator's ``TreesSynced``), then syncer replicas in
+this process (``services.syncer.main.run``, tracing as configured, as in the
+service) apply them. Reported per applied tree, from the 10th percentile
+outcome to the last: CPU milliseconds of the replicas (this process), the
+simulator and nats-server; with ``--profile``, the event loop's own CPU by
+function (cProfile on thread time) in ``<out>/profiles/syncer_apply.txt``.
+Quick, and free of kubectl: the way to compare two revisions back to back
+(bench/README.md, "Syncer scale-out").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import pstats
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+import requests
+
+from albus.broker import NatsServer
+from albus.stack import SimProcess, write_config
+from bench import results
+from bench.machine import cpu_seconds
+from bench.stack import SELECTOR_KEY, SIM_SEED, VIP_NET
+from bench.translator_tput import events
+from services.common import subjects, tracing
+from services.common.bus import Bus
+from services.common.config import load_config
+from services.common.contracts import TreesSynced
+from services.common.incarnation import incarnation
+from services.syncer import main as syncer
+from services.translator.engine import Engine
+
+
+async def _outcomes(url: str, cluster: str) -> int:
+    nc = await nats.connect(url)
+    try:
+        info = await nc.jetstream().stream_info(subjects.STREAM_OUTCOME, subjects_filter=subjects.outcome_cluster(cluster))
+        return len(info.state.subjects or {})
+    finally:
+        await nc.close()
+
+
+async def _measure(args: argparse.Namespace, work: Path, natsd: NatsServer, sim: SimProcess) -> dict[str, Any]:
+    cluster = "cpu"
+    cfg_path = write_config(
+        work / "config.yaml", cluster=cluster, controller=sim.url, username=sim.username, password=sim.password,
+        nats_url=natsd.url, kubeconfig="", vip_networks=[VIP_NET],
+        extra={"AKOSettings": {"namespaceSelector": {"labelKey": SELECTOR_KEY, "labelValue": cluster},
+                               "fullSyncFrequency": 3600, "logLevel": "WARNING"},
+               "ControllerSettings": {"controllerVersion": "22.1.3"},
+               "albus": {"syncer": {"concurrency": args.concurrency * args.replicas, "callsPerSecond": 1e6}}})
+    cfg = load_config(cfg_path)
+    engine = Engine(cfg)
+    for ko in events(cluster, f"{cluster}-ns", args.services):
+        engine.observe(ko)
+    engine.mark_all()
+    trees = engine.flush().trees
+    traces = tracing.setup(cfg, "albus-syncer")
+    bus = await Bus.connect(natsd.url, "bench-syncer-cpu")
+    try:
+        await bus.ensure_streams()
+        for t in trees:
+            await bus.publish(subjects.avi_tree(t.cluster, t.tenant, t.vs_name), t)
+        await bus.publish(subjects.trees_synced(cluster), TreesSynced(
+            cluster=cluster, epoch="bench", vs_names=tuple(t.vs_name for t in trees),
+            incarnation=await incarnation(bus, subjects.STREAM_AVI)))
+    finally:
+        await bus.close()
+    if args.latency_ms:
+        requests.post(f"{sim.url}/_sim/faults", json={"path": "^/api/", "latency_ms": args.latency_ms}, timeout=30)
+    pids = {"simulator": sim.pid or 0, "nats-server": natsd.child.pid if natsd.child and natsd.child.pid else 0}
+    stop = asyncio.Event()
+    prof = cProfile.Profile(time.thread_time) if args.profile else None
+    marks: list[tuple[float, float, int, dict[str, float]]] = []  # wall, own CPU, outcomes, others' CPU
+    t0, c0 = time.monotonic(), time.process_time()
+    if prof:
+        prof.enable()
+    replicas = [asyncio.create_task(syncer.run(cfg, stop, f"cpu{i}")) for i in range(args.replicas)]
+    try:
+        while not marks or marks[-1][2] < len(trees):
+            await asyncio.sleep(0.25)
+            for r in replicas:
+                if r.done():
+                    r.result()  # a replica that died says why
+            if time.monotonic() - t0 > 600 + len(trees):
+                raise TimeoutError(f"{marks[-1][2] if marks else 0}/{len(trees)} trees applied")
+            marks.append((time.monotonic() - t0, time.process_time() - c0, await _outcomes(natsd.url, cluster),
+                          {k: cpu_seconds(p) for k, p in pids.items()}))
+    finally:
+        if prof:
+            prof.disable()
+        stop.set()
+        await asyncio.gather(*replicas, return_exceptions=True)
+        traces.shutdown()
+    first = next(m for m in marks if m[2] >= len(trees) // 10)
+    last = marks[-1]
+    n = last[2] - first[2]
+    per_tree = {"syncer": 1000 * (last[1] - first[1]) / n,
+                **{k: 1000 * (last[3][k] - first[3][k]) / n for k in pids}}
+    out: dict[str, Any] = {
+        "trees": len(trees), "seconds": round(last[0], 2), "steady_trees_per_s": round(n / (last[0] - first[0]), 1),
+        "cpu_ms_per_tree": {k: round(v, 2) for k, v in per_tree.items()},
+        "cpu_ms_per_tree_total": round(sum(per_tree.values()), 2)}
+    if prof:
+        text = io.StringIO()
+        pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(60)
+        path = args.out / "profiles" / "syncer_apply.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# event loop thread CPU (cProfile, thread time), {len(trees)} trees\n{text.getvalue()}")
+    return out
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a timeout) unwinds too: the simulator and nats-server are stopped
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _stop)
+    ap = argparse.ArgumentParser(prog="python -m bench.syncer_cpu", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--services", type=int, default=500)
+    ap.add_argument("--replicas", type=int, default=1, help="replicas, all in this process")
+    ap.add_argument("--concurrency", type=int, default=2, help="controller calls in flight per replica")
+    ap.add_argument("--latency-ms", type=float, default=20.0, help="injected into every controller call")
+    ap.add_argument("--profile", action="store_true", help="cProfile the event loop (slows it: figures too)")
+    ap.add_argument("--out", type=Path, default=results.RESULTS / "syncer_cpu")
+    args = ap.parse_args()
+    results.RUN["sizes"] = {"services": args.services}
+    with tempfile.TemporaryDirectory(prefix="albus-bench-") as tmp:
+        work = Path(tmp)
+        (work / "seed.yaml").write_text(SIM_SEED)
+        natsd = NatsServer(work / "nats").start()
+        sim = SimProcess(work, seed=work / "seed.yaml").start()
+        try:
+            figures = asyncio.run(_measure(args, work, natsd, sim))
+        finally:
+            sim.stop()
+            natsd.stop()
+    doc = results.write(args.out, "syncer_cpu", {k: (str(v) if isinstance(v, Path) else v) for k, v in
+                                                 vars(args).items()}, figures, {})
+    print(json.dumps({"scenario": doc["scenario"], **figures}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
