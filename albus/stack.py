@@ -16,15 +16,43 @@ import yaml
 
 from albus.procs import Child
 
-__all__ = ["SERVICES", "Child", "SimProcess", "service", "write_config"]
+__all__ = ["SERVICES", "Child", "ServiceProcess", "SimProcess", "service", "write_config"]
 
 SERVICES = ("watcher", "translator", "syncer", "health")
 
 
+class ServiceProcess(Child):
+    """A service process; its HTTP endpoint (/metrics, /healthz, /readyz) on a free loopback port of its own."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None,
+                 endpoint_file: Path) -> None:
+        self.endpoint_file = endpoint_file
+        super().__init__(name, [*argv, "--metrics-port", "0", "--metrics-port-file", str(endpoint_file)],
+                         log_path, env)
+
+    def start(self) -> ServiceProcess:
+        self.endpoint_file.unlink(missing_ok=True)  # a previous life's port
+        super().start()
+        return self
+
+    def endpoint(self, timeout: float = 30.0) -> str:
+        """``http://host:port`` of this life's endpoint, once it listens."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.endpoint_file.read_text().strip() if self.endpoint_file.exists() else ""
+            if text:
+                return f"http://{text}"
+            if not self.alive:
+                raise RuntimeError(f"{self.name} exited: {self.log_tail()}")
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} did not serve its endpoint in {timeout}s: {self.log_tail()}")
+
+
 def service(name: str, config: Path, logs: Path, extra: list[str] | None = None,
-            env: dict[str, str] | None = None, suffix: str = "") -> Child:
+            env: dict[str, str] | None = None, suffix: str = "") -> ServiceProcess:
     argv = [sys.executable, "-m", "albus.cli", name, "--config", str(config), *(extra or [])]
-    return Child(name + suffix, argv, logs / f"{name}{suffix}.log", env)
+    return ServiceProcess(name + suffix, argv, logs / f"{name}{suffix}.log", env,
+                          logs / f"{name}{suffix}.endpoint")
 
 
 class SimProcess(Child):

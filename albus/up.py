@@ -22,7 +22,7 @@ import yaml
 
 from albus.broker import NatsServer
 from albus.broker_cluster import NatsCluster
-from albus.stack import SERVICES, Child, SimProcess, service, write_config
+from albus.stack import SERVICES, Child, ServiceProcess, SimProcess, service, write_config
 from services.common.config import ConfigError, load_config
 from services.common.sealing import write_key_file
 
@@ -70,6 +70,8 @@ def _print_access(info: dict[str, Any]) -> None:
     print(f"# Avi controller: {ctl['url']}  (user {ctl['username']}, password {ctl['password']})"
           if ctl.get("simulated") else f"# Avi controller: {ctl['url']}")
     print(f"# NATS: {info['nats']}   logs: {info['logs']}   cluster: {info['cluster']}")
+    for name, url in (info.get("endpoints") or {}).items():
+        print(f"# {name}: curl {url}/metrics   ({url}/healthz, {url}/readyz)")
 
 
 def _api(kubeconfig: str) -> Any:
@@ -193,9 +195,11 @@ class LocalStack:
         load_config(cfg_path, env={})  # refuse a bad combination before starting services
         for name in SERVICES:
             self.children.append(service(name, cfg_path, logs).start())
+        # Each service on a free loopback port of its own: /metrics, /healthz, /readyz (docs/metrics.md).
+        endpoints = {c.name: c.endpoint() for c in self.children if isinstance(c, ServiceProcess)}
         info = {"kubeconfig": kubeconfig, "controller": ctl, "nats": nats_url, "cluster": cluster,
                 "config": str(cfg_path), "logs": str(logs),
-                "pids": {c.name: c.pid for c in self.children}}
+                "pids": {c.name: c.pid for c in self.children}, "endpoints": endpoints}
         _status_path(wd).write_text(json.dumps(info, indent=2))
         return info
 

@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanContext
 
 from services.common import subjects, tracing
 from services.common.contracts import Contract, encode
+from services.common.metrics import BUS_PUBLISHED, BUS_RECEIVED, subject_kind
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +249,7 @@ class Bus:
             if failing_since:
                 log.info("publish on %s acknowledged after %.1fs", subject,
                          asyncio.get_running_loop().time() - failing_since)
+            BUS_PUBLISHED.labels(subject_kind(subject)).inc()
             return int(ack.seq)
 
     def refused(self, subject: str) -> str | None:
@@ -277,6 +279,7 @@ class Bus:
 
         async def _cb(m: Msg) -> None:
             assert follower is not None
+            BUS_RECEIVED.labels(subject_kind(m.subject)).inc()
             meta = m.metadata
             d = Delivery(
                 subject=m.subject,

@@ -150,6 +150,23 @@ class TracingSettings(_Section):
     otlpProtocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
 
 
+class ProbeSettings(_Section):
+    """Each service's HTTP endpoint: ``/metrics``, ``/healthz``, ``/readyz`` (docs/metrics.md).
+
+    A port per service, since the four may share a host; 0 takes a free port
+    (logged, and written to ``--metrics-port-file``).
+    """
+
+    address: str = "127.0.0.1"
+    watcher: int = Field(default=0, ge=0, le=65535)
+    translator: int = Field(default=0, ge=0, le=65535)
+    syncer: int = Field(default=0, ge=0, le=65535)
+    health: int = Field(default=0, ge=0, le=65535)
+
+    def port(self, service: str) -> int:
+        return int(getattr(self, service, 0))
+
+
 class AlbusSettings(_Section):
     natsUrl: str = ""
     # Copies of every stream and KV bucket albus creates: 3 on a 3-node NATS
@@ -163,7 +180,7 @@ class AlbusSettings(_Section):
     healthPollSeconds: float = Field(default=5.0, gt=0)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     logFormat: Literal["text", "json"] = "text"
-    metricsPort: int = 0
+    probes: ProbeSettings = Field(default_factory=ProbeSettings)
     # The file holding this cluster's key for sealing TLS private keys on the bus
     # (docs/tls-secrets.md); the watcher and the syncer read it, nothing else does.
     sealingKeyFile: str = ""

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 
-from services.common import kube, subjects
+from services.common import kube, probes, subjects
 from services.common.bus import Bus
 from services.common.config import Config, ConfigError
 from services.common.resync import Resync, Round, instance_id, set_when_any, unless_stopped
@@ -40,6 +40,7 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
     api = kube.api_client(cfg)
     bus = await Bus.connect(cfg.albus.natsUrl, name=f"albus-health-{cfg.cluster}", replicas=cfg.albus.natsReplicas)
     resync = Resync(bus, cfg.cluster, "health", instance_id(), STREAMS)
+    probes.READINESS.require("nats", probes.connected(bus))
     try:
         await bus.ensure_streams()
         ident = identity or default_identity()
@@ -62,6 +63,7 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
                 relay.cancel()
                 answer.cancel()
     finally:
+        probes.READINESS.drop("nats")
         await resync.stop()
         await bus.close()
         api.close()

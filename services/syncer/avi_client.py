@@ -34,6 +34,7 @@ from services.common import tracing
 from services.common.avi import Session, avisdk_session_factory
 from services.common.config import Config
 from services.syncer.budget import SharedBudget
+from services.syncer.metrics import CONTROLLER_CALLS, object_type
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,7 @@ class ControllerClient:
                 return reply
             finally:
                 self.counter.add(method, status)
+                CONTROLLER_CALLS.labels(method.upper(), object_type(path), str(status or "none")).inc()
                 if counter is not None:
                     counter.add(method, status)
                 self._idle.put_nowait(session)

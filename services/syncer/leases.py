@@ -108,6 +108,8 @@ class LeaseBook:
         self.member_ttl = member_ttl
         self.lease_ttl = lease_ttl
         self.held: dict[int, Lease] = {}
+        # When this replica's membership was last written (monotonic; 0: not a member), for readiness.
+        self.member_written_at = 0.0
         self._members: KeyValue | None = None
         self._leases: KeyValue | None = None
         # Tests run replicas with short TTLs in buckets of their own (a bucket's TTL is fixed).
@@ -136,12 +138,19 @@ class LeaseBook:
 
     async def heartbeat(self) -> None:
         await self.members_kv.put(self._member_key(), self.replica_id.encode())
+        self.member_written_at = time.monotonic()
+
+    def is_member(self) -> bool:
+        """Whether this replica's membership entry was written recently enough not to have expired."""
+        return bool(self.member_written_at) and time.monotonic() - self.member_written_at < self.member_ttl
 
     async def report(self, status: dict[str, object]) -> None:
         """Publish this replica's status as its membership value (readable with ``members_status``)."""
         await self.members_kv.put(self._member_key(), json.dumps(status, sort_keys=True).encode())
+        self.member_written_at = time.monotonic()
 
     async def leave(self) -> None:
+        self.member_written_at = 0.0
         try:
             await self.members_kv.delete(self._member_key())
         except Exception as exc:

@@ -10,10 +10,12 @@ import os
 import re
 import socket
 
+from services.common import probes
 from services.common.bus import Bus
 from services.common.config import Config, ConfigError, parse_config
 from services.common.sealing import Keyring
 from services.common.service_main import service_main
+from services.syncer import metrics
 from services.syncer.avi_client import ControllerClient
 from services.syncer.budget import SharedBudget
 from services.syncer.replica import SyncerReplica
@@ -91,10 +93,26 @@ async def run(cfg: Config, stop: asyncio.Event, replica_id: str | None = None) -
         replicas = [SyncerReplica(bus, c, client, rid, keyring=keyrings[c.cluster]) for c in configs]
         log.info("syncer %s for clusters %s, controller %s", rid,
                  ", ".join(f"{c.cluster} (tenant {c.tenant})" for c in configs), cfg.ControllerSettings.controllerHost)
+        watch(bus, replicas)
         await asyncio.gather(budget_heartbeat(client.budget, stop), *(r.run(stop) for r in replicas))
     finally:
+        probes.READINESS.drop("nats")
+        probes.READINESS.drop("membership")
         client.close()
         await bus.close()
+
+
+def watch(bus: Bus, replicas: list[SyncerReplica]) -> None:
+    """Readiness (connected, a live member of every cluster's pool) and the backlog gauges."""
+    probes.READINESS.require("nats", probes.connected(bus))
+
+    def membership() -> str | None:
+        lapsed = [r.cluster for r in replicas if not r.leases.is_member()]
+        return f"no live membership for {', '.join(lapsed)}" if lapsed else None
+
+    probes.READINESS.require("membership", membership)
+    metrics.PENDING_TREES.set_function(lambda: sum(w.backlog for r in replicas for w in r.workers.values()))
+    metrics.PARTITIONS_HELD.set_function(lambda: sum(len(r.workers) for r in replicas))
 
 
 def main(argv: list[str] | None = None) -> int:

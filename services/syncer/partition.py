@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from services.common.bus import Bus, Delivery, Follower
 from services.common.contracts import ApplyOutcome, VsTree, decode
 from services.syncer.apply import Fence, TreeApplier
 from services.syncer.leases import LeaseLost
+from services.syncer.metrics import APPLY_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,11 @@ class PartitionWorker:
             return False
         return all(key in self.evaluated and not slot.busy and not slot.wake.is_set()
                    for key, slot in self.slots.items())
+
+    @property
+    def backlog(self) -> int:
+        """VSes with a tree waiting, being applied, or waiting to be retried."""
+        return sum(1 for s in self.slots.values() if s.wake.is_set() or s.busy or s.failures > 0)
 
     @property
     def filter_subject(self) -> str:
@@ -163,7 +170,9 @@ class PartitionWorker:
                               links=links, enabled=traced) as span, tracing.for_vs(tree.vs_name):
             if slot.failures:
                 span.add_event("albus.retry", {"albus.attempt": slot.failures + 1})
+            started = time.monotonic()
             outcome = await self.applier.apply(tree, self.fence)
+            APPLY_SECONDS.labels("ok" if outcome.ok else "error").observe(time.monotonic() - started)
             span.set_attributes({"albus.ok": outcome.ok, "albus.writes": outcome.writes})
             if not outcome.ok:
                 tracing.record_error(span, outcome.error or "apply failed")

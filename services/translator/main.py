@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 
-from services.common import subjects, tracing
+from services.common import probes, subjects, tracing
 from services.common.bus import TOMBSTONE_TTL_SECONDS, Bus, BusRefused, Delivery
 from services.common.config import Config
 from services.common.contracts import KindSynced, KubeObject, SourceReport, TreesSynced, VsTree, decode
 from services.common.resync import Resync, Round, first_of, instance_id, unless_stopped
 from services.common.service_main import service_main
+from services.translator import metrics
 from services.translator.causes import Causes
 from services.translator.engine import Changes, Engine
 from services.translator.waves import waves
@@ -58,6 +60,8 @@ class Translator:
         self.full_view = False
         self.epoch = uuid.uuid4().hex[:12]
         self.causes = Causes()  # the traced changes behind what is dirty
+        self.dirty_since: float | None = None  # when the first untranslated change came (monotonic)
+        metrics.PENDING_SOURCES.set_function(lambda: len(self.engine.dirty))
 
     async def seed(self) -> None:
         """What earlier runs published, so nothing unchanged is published again."""
@@ -81,6 +85,8 @@ class Translator:
             self.synced[marker.kind] = marker.epoch
         else:
             self.causes.add(self.engine.observe(decode(d.data, KubeObject)), d.span_context())
+            if self.dirty_since is None:
+                self.dirty_since = time.monotonic()
         self.wake.set()
 
     async def publish(self, changes: Changes, causes: Causes) -> None:
@@ -106,9 +112,21 @@ class Translator:
                                {"albus.problems": len(rep.problems)}, about=(rep.cluster, rep.source.key())):
             await self.bus.publish(subj, rep, ttl=None if rep.problems or rep.gateway else TOMBSTONE_TTL_SECONDS)
 
+    def _taken(self) -> float | None:
+        """The start of the changes a flush is about to take (those arriving meanwhile start anew)."""
+        since, self.dirty_since = self.dirty_since, None
+        return since
+
+    @staticmethod
+    def _translated(since: float | None) -> None:
+        if since is not None:
+            metrics.TRANSLATE_SECONDS.observe(time.monotonic() - since)
+
     async def step(self, caught_up: bool) -> None:
         if self.full_view:
+            since = self._taken()
             await self.publish(self.engine.flush(), self.causes.take())
+            self._translated(since)
             return
         if not caught_up or any(k not in self.synced for k in REQUIRED_KINDS):
             return
@@ -117,8 +135,10 @@ class Translator:
             return
         self.engine.mark_all()
         causes = self.causes.take()
+        since = self._taken()
         await self.publish(self.engine.flush(), causes)
         await self.publish(self.engine.stale(), causes)
+        self._translated(since)
         self.full_view = True
         marker = TreesSynced(cluster=self.cfg.cluster, epoch=self.epoch, vs_names=self.engine.live_vs_names(),
                              incarnation=self.round.incarnation(subjects.STREAM_AVI), request=self.round.request)
@@ -147,6 +167,7 @@ class Translator:
 async def run(cfg: Config, stop: asyncio.Event) -> None:
     bus = await Bus.connect(cfg.albus.natsUrl, f"albus-translator-{cfg.cluster}", replicas=cfg.albus.natsReplicas)
     resync = Resync(bus, cfg.cluster, "translator", instance_id(), STREAMS)
+    probes.READINESS.require("nats", probes.connected(bus))
     try:
         await bus.ensure_streams()
         await resync.start()
@@ -169,6 +190,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> None:
                 await first_of(stop, timeout=ROUND_RETRY_SECONDS)
             memory = {**memory, **tr.engine.published}
     finally:
+        probes.READINESS.drop("nats")
         await resync.stop()
         await bus.close()
 

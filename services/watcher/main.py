@@ -7,12 +7,13 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from services.common import kube, subjects
+from services.common import kube, probes, subjects
 from services.common.bus import Bus
 from services.common.config import Config, ConfigError
 from services.common.resync import Resync, Round, set_when_any, unless_stopped
 from services.common.sealing import Keyring
 from services.common.service_main import service_main
+from services.watcher import metrics
 from services.watcher.kinds import KINDS, KindSpec, with_keyring
 from services.watcher.lease import LeaderElector, LeaseTiming, default_identity, lease_name
 from services.watcher.reflectors import ReflectorSet
@@ -54,6 +55,8 @@ async def run(
         api, kube.albus_namespace(cfg), lease_name(cfg.cluster), identity or default_identity(), timing
     )
     resync = Resync(bus, cfg.cluster, "watcher", elector.identity, STREAMS)
+    current: list[ReflectorSet] = []  # this term's reflectors, while leading
+    watch(bus, elector, current)
     try:
         await bus.ensure_streams()
         await resync.start()
@@ -76,6 +79,7 @@ async def run(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RESTART_DELAY_SECONDS)
                 continue
+            current[:] = [term]
             leave = asyncio.Event()  # stop, or a resync: the term ends either way
             relay = asyncio.create_task(set_when_any(leave, stop, resync.needed))
             answer = asyncio.create_task(_answer_when_listed(term, resync, rnd))
@@ -85,14 +89,35 @@ async def run(
                 relay.cancel()
                 answer.cancel()
                 # Stop publishing before the lease is handed back or runs out.
+                current.clear()
                 await term.stop()
             if resync.needed.is_set() and not stop.is_set():
                 log.info("new term for a full resync (%s); keeping the lease", resync.reason)
     finally:
+        probes.READINESS.drop("nats")
+        probes.READINESS.drop("reflecting")
         await resync.stop()
         await elector.release()
         await bus.close()
         api.close()
+
+
+def watch(bus: Bus, elector: LeaderElector, current: list[ReflectorSet]) -> None:
+    """Readiness and gauges: connected; a leader once every kind is listed this term, a standby as it is."""
+    probes.READINESS.require("nats", probes.connected(bus))
+
+    def reflecting() -> str | None:
+        # A standby is ready to take over: marking it unready would stall a rollout of two replicas.
+        if not elector.is_leader:
+            return None
+        if not current or not current[0].listed():
+            return "leading; not every kind listed yet"
+        return None
+
+    probes.READINESS.require("reflecting", reflecting)
+    metrics.LEADER.set_function(lambda: float(elector.is_leader))
+    metrics.KINDS_LISTED.set_function(
+        lambda: sum(1 for t in current for r in t.reflectors.values() if r.publisher.relists > 0))
 
 
 async def _answer_when_listed(term: ReflectorSet, resync: Resync, rnd: Round) -> None:

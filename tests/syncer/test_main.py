@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from syncer_helpers import our_objects, syncer_config
 from syncer_trees import l4_tree
 
@@ -83,8 +85,10 @@ async def test_sigterm_stops_the_process_gracefully(
     path = tmp_path / "values.yaml"
     path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "CTRL_IPADDRESS", "CLUSTER_NAME")}
+    endpoint = tmp_path / "syncer.endpoint"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.syncer.main", "--config", str(path), "--replica-id", "sig-1", env=env,
+        sys.executable, "-m", "services.syncer.main", "--config", str(path), "--replica-id", "sig-1",
+        "--metrics-port", "0", "--metrics-port-file", str(endpoint), env=env,
     )
     bus = await Bus.connect(nats_server.url, "t")
     await bus.ensure_streams()
@@ -100,6 +104,22 @@ async def test_sigterm_stops_the_process_gracefully(
             await asyncio.sleep(0.1)
 
     await asyncio.wait_for(holding(), 30)
+
+    async def ready() -> str:
+        # A live member of the pool is ready (/readyz), and its metrics say what it holds.
+        while True:
+            if endpoint.exists() and endpoint.read_text().strip():
+                url = f"http://{endpoint.read_text().strip()}"
+                async with aiohttp.ClientSession() as s, s.get(f"{url}/readyz") as r:
+                    if r.status == 200:
+                        async with s.get(f"{url}/metrics") as m:
+                            return await m.text()
+            await asyncio.sleep(0.1)
+
+    scraped = await asyncio.wait_for(ready(), 30)
+    held = [s.value for fam in text_string_to_metric_families(scraped) for s in fam.samples
+            if s.name == "albus_syncer_partitions_held"]
+    assert held and held[0] > 0
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(proc.wait(), 30) == 0
     leases = await bus.js.key_value(LEASES_BUCKET)
