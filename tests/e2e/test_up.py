@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,5 +32,9 @@ def test_albus_up_runs_the_demo_until_every_service_has_a_vip(tmp_path: Path, na
     values = yaml.safe_load((tmp_path / "w" / "config.yaml").read_text())
     assert values["albus"]["natsReplicas"] == nats_nodes
     assert r.stdout.count("NATS: nats://") == 1 and r.stdout.count(",nats://") == nats_nodes - 1
+    # Each service's endpoint printed, a loopback port of its own (docs/metrics.md).
+    urls = re.findall(r"# (\w+): curl (http://127\.0\.0\.1:\d+)/metrics", r.stdout)
+    assert sorted(name for name, _ in urls) == ["health", "syncer", "translator", "watcher"], r.stdout
+    assert len({url for _, url in urls}) == 4
     # Everything it started is stopped again.
     assert not (tmp_path / "w" / "status.json").exists()
