@@ -188,7 +188,7 @@ class TreeApplier:
     def _old_objects(self, run: _Run) -> set[Key]:
         """What the VS uses on the controller now, plus what the last tree held."""
         vs_key = ("virtualservice", run.tree.vs_name)
-        old = run.tc.referenced_from(vs_key)
+        old = run.tc.referenced_from(vs_key) | run.tc.vh_children(vs_key)
         if run.tc.get(*vs_key) is not None:
             old.add(vs_key)
         prev = self._previous.get((run.tree.tenant, run.tree.vs_name))
@@ -210,7 +210,7 @@ class TreeApplier:
                     await self._ensure_object(run, obj)
             stale = old - {(o.type, o.name) for o in tree.objects}
             if stale:
-                await self._delete(run, deletion_order(stale), strict=False)
+                await self._delete(run, run.tc.child_first(deletion_order(stale)), strict=False)
         except (ApplyFailed, ControllerError):
             await self._rollback(run)
             raise
@@ -315,7 +315,7 @@ class TreeApplier:
     async def _delete_tree(self, run: _Run) -> None:
         targets = self._old_objects(run)
         if targets:
-            await self._delete(run, deletion_order(targets), strict=True)
+            await self._delete(run, run.tc.child_first(deletion_order(targets)), strict=True)
 
     async def delete_owned(self, tenant: str, key: Key, counter: CallCounter, fence: Fence) -> None:
         """Delete one object if the cache knows it and it is this cluster's; 404 counts as done."""

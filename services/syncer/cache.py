@@ -77,6 +77,25 @@ class TenantObjects:
                     todo.append(key)
         return seen
 
+    def vh_children(self, parent: Key) -> set[Key]:
+        """The SNI children of a VH parent VS and what they use: they refer to it, it never to them."""
+        obj = self.objects.get(parent)
+        if obj is None or obj.get("type") != "VS_TYPE_VH_PARENT":
+            return set()
+        kids: set[Key] = set()
+        for key, o in self.objects.items():
+            ref = o.get("vh_parent_vs_ref") if key[0] == "virtualservice" else None
+            parsed = parse_ref(ref) if isinstance(ref, str) else None
+            if parsed is not None and parsed.name == parent[1]:
+                kids |= {key} | self.referenced_from(key)
+        return kids
+
+    def child_first(self, keys: list[Key]) -> list[Key]:
+        """``keys`` in deletion order with VH children before every other VS (a parent in use cannot go)."""
+        def is_child(k: Key) -> bool:
+            return k[0] == "virtualservice" and bool((self.objects.get(k) or {}).get("vh_parent_vs_ref"))
+        return [k for k in keys if is_child(k)] + [k for k in keys if not is_child(k)]
+
 
 def _refs_in(value: Any, ref: bool = False) -> Iterable[Key]:
     if isinstance(value, dict):

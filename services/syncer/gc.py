@@ -102,7 +102,9 @@ async def collect_garbage(
     report.epoch = marker.epoch
     for tenant, objs in listed.items():
         orphans = [k for k, obj in objs.items() if (tenant, *k) not in claimed and owned_by(obj, cluster)]
-        for key in deletion_order(orphans):
+        # VH children before their parent: the controller refuses a parent still in use.
+        children = {k for k in orphans if k[0] == "virtualservice" and objs[k].get("vh_parent_vs_ref")}
+        for key in sorted(children) + [k for k in deletion_order(orphans) if k not in children]:
             cache.store(tenant, key[0], objs[key])  # delete_owned acts on what the cache holds
             try:
                 await applier.delete_owned(tenant, key, report.calls, fence)

@@ -112,7 +112,7 @@ def _addresses(gateway: dict[str, Any], src: ObjRef) -> tuple[list[vip.IpAddr], 
     return out, []
 
 
-def _auto_families(chosen: Infra) -> list[str]:
+def auto_families(chosen: Infra) -> list[str]:
     """An allocated VIP is IPv4, or IPv6 on a VIP network that has only an IPv6 CIDR."""
     net = chosen.vip_networks[0] if chosen.vip_networks else None
     return ["IPv6"] if net is not None and net.v6cidr and not net.cidr else ["IPv4"]
@@ -253,7 +253,7 @@ def translate_gateway(gateway: dict[str, Any], chosen: Infra | None, infra_probl
         if chosen is None:
             problems = infra_problems
         else:
-            the_vip, problems = vip.build_for(static, _auto_families(chosen), chosen, src)
+            the_vip, problems = vip.build_for(static, auto_families(chosen), chosen, src)
     if not open_names:
         problems.append(Problem(source=src, reason="ListenersNotValid", message="no listener albus can serve"))
     serving = [li for li in listeners if li.name in open_names and (li.protocol != "HTTPS" or tls[li.name].objects)]

@@ -64,22 +64,30 @@ class ListenerCerts:
         return "; ".join(self.notes)
 
 
-def certificate_object(name: str, cert: tls_secrets.TlsCertificate, gw_ns: str, gw_name: str, cfg: Config,
-                       tenant: str) -> AviObject:
+def keycert(name: str, cert: tls_secrets.TlsCertificate, cfg: Config, tenant: str, **owner: str) -> AviObject:
+    """An sslkeyandcertificate: the certificate write-only, the key sealed, the fingerprint a marker."""
     body = {
         "name": name,
         "tenant_ref": ref("tenant", tenant),
         "created_by": naming.created_by(cfg.cluster),
         "type": CERT_TYPE,
-        "markers": markers(cfg.cluster, GatewayName=gw_name, GatewayNamespace=gw_ns,
-                           **{FINGERPRINT_MARKER: cert.fingerprint}),
+        "markers": markers(cfg.cluster, **owner, **{FINGERPRINT_MARKER: cert.fingerprint}),
     }
     return AviObject(type="sslkeyandcertificate", name=name, body=body,
                      write_only={"certificate": {"certificate": cert.certificate}},
                      sealed={"key": cert.sealed_key})
 
 
-def _kept(inputs: CertInputs, name: str, tenant: str) -> AviObject | None:
+def usable(secret: dict[str, Any] | None, now: datetime) -> tuple[tls_secrets.TlsCertificate | None, str]:
+    """The Secret's certificate if it can serve now, else None and why (the watcher checked the pair)."""
+    cert, why = tls_secrets.read(secret)
+    if cert is not None and cert.expired(now):
+        return None, f"its certificate expired at {cert.not_after}"
+    return cert, why
+
+
+def kept(inputs: CertInputs, name: str, tenant: str) -> AviObject | None:
+    """The certificate object of the tree on the bus, to keep while its Secret is bad."""
     prev = inputs.previous(name)
     return prev if prev is not None and prev.body.get("tenant_ref") == ref("tenant", tenant) else None
 
@@ -104,18 +112,16 @@ def resolve(gw_ns: str, gw_name: str, li: gl.Listener, grants: list[dict[str, An
             notes.append(f"{what}: no ReferenceGrant in {ns} lets Gateways of {gw_ns} use it")
             continue
         obj_name = naming.gateway_cert(cfg.cluster, gw_ns, gw_name, ns, name)
-        cert, why = tls_secrets.read(inputs.secrets(ns, name))
-        if cert is not None and cert.expired(inputs.now()):
-            why, cert = f"its certificate expired at {cert.not_after}", None
+        cert, why = usable(inputs.secrets(ns, name), inputs.now())
         if cert is None:
             reason = reason or "InvalidCertificateRef"
-            kept = _kept(inputs, obj_name, tenant)
-            if kept is not None:
-                objects[obj_name] = kept
+            had = kept(inputs, obj_name, tenant)
+            if had is not None:
+                objects[obj_name] = had
                 why += "; the listener keeps serving the certificate it had"
             notes.append(f"{what}: {why}")
             continue
-        objects[obj_name] = certificate_object(obj_name, cert, gw_ns, gw_name, cfg, tenant)
+        objects[obj_name] = keycert(obj_name, cert, cfg, tenant, GatewayName=gw_name, GatewayNamespace=gw_ns)
         if li.hostname and not cert.covers(li.hostname):
             notes.append(f"{what}: the certificate does not name {li.hostname} (its names: "
                          f"{', '.join(cert.dns_names) or 'none'}); clients will see a name mismatch")

@@ -35,7 +35,7 @@ def _uri(value: str) -> dict[str, Any]:
     return {"type": "URI_PARAM_TYPE_TOKENIZED", "tokens": [{"type": "URI_TOKEN_TYPE_STRING", "str_value": value}]}
 
 
-def _path_conditions(match: dict[str, Any]) -> list[tuple[str, str]]:
+def path_conditions(match: dict[str, Any]) -> list[tuple[str, str]]:
     """Gateway API path semantics as controller match criteria (a prefix matches whole segments)."""
     path = match.get("path") or {}
     kind, value = path.get("type") or "PathPrefix", str(path.get("value") or "/")
@@ -157,7 +157,7 @@ def build_l7_tree(vs_name: str, gw_ns: str, gw_name: str, sources: tuple[ObjRef,
                 {"action": "HTTP_SWITCHING_SELECT_POOLGROUP", "pool_group_ref": ref("poolgroup", pg)} if members
                 else {"action": "HTTP_SWITCHING_SELECT_LOCAL", "status_code": NO_BACKEND})
         for j, m in enumerate(r.rule.get("matches") or [{}]):
-            for k, (path, host) in enumerate((p, h) for p in _path_conditions(m) for h in _host_groups(r.hostnames)):
+            for k, (path, host) in enumerate((p, h) for p in path_conditions(m) for h in _host_groups(r.hostnames)):
                 key = (*_precedence(r, m, j), k)
                 name = f"{r.route_ns}-{r.route}-{r.index}-{j}-{k}"
                 match = _match(r, m, path, host)

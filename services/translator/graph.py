@@ -17,7 +17,8 @@ from typing import Any
 from services.common.config import Config
 from services.common.contracts import AviObject, GatewayStatus, KubeObject, ObjRef, Problem, Severity
 from services.translator import ako_annotations as ann_keys
-from services.translator import gateway, gateway_certs, infra, l4, naming, shared_vip
+from services.translator import gateway, gateway_certs, infra, ingress, l4, naming, shared_vip
+from services.translator.ingress_graph import IngressIndex
 
 Key = tuple[str, str, str]  # kind, namespace, name
 GroupKey = tuple[str, str]  # namespace, shared-VIP key
@@ -25,7 +26,7 @@ GroupKey = tuple[str, str]  # namespace, shared-VIP key
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 ROUTE_KINDS = gateway.ROUTE_KINDS  # HTTPRoute, TCPRoute, UDPRoute, TLSRoute
 L4_ROUTE_KINDS = gateway.L4_ROUTE_KINDS
-SOURCE_KINDS = ("Service", "Gateway", "GatewayClass", *ROUTE_KINDS)
+SOURCE_KINDS = ("Service", "Gateway", "GatewayClass", "Ingress", *ROUTE_KINDS)
 RouteKey = tuple[str, str, str]  # kind, namespace, name
 
 
@@ -95,6 +96,10 @@ class Graph:
         # (VS name, object type, object name) -> that object in the tree on the bus: a certificate whose
         # Secret went bad is kept from there (set by the Engine; nothing offline).
         self.previous: Callable[[str, str, str], AviObject | None] = lambda _vs, _t, _n: None
+        # Ingresses: what each names and where the last translation placed it; the translation of all
+        # of them, shared until the next change (a shard's tree depends on every Ingress on it).
+        self.ingresses = IngressIndex()
+        self._ingress_memo: ingress.World | None = None
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((kind, namespace, name))
@@ -106,6 +111,7 @@ class Graph:
         old = self.objects.get(key)
         self.objects[key] = ko.obj
         self._gateway_memo.clear()
+        self._ingress_memo = None
         affected = self._unindex(key, old)
         affected |= self._index(key, ko.obj)
         return affected
@@ -114,6 +120,7 @@ class Graph:
         key = (kind, namespace, name)
         old = self.objects.pop(key, None)
         self._gateway_memo.clear()
+        self._ingress_memo = None
         return self._unindex(key, old) if old is not None else set()
 
     def _service_of_slice(self, obj: dict[str, Any]) -> str | None:
@@ -252,7 +259,8 @@ class Graph:
         return set()
 
     def _index(self, key: Key, obj: dict[str, Any]) -> set[ObjRef]:
-        return self._with_dependents(key, self._index_gateway_api(key, obj, True) | self._index_l4(key, obj), obj)
+        return self._with_dependents(key, self._index_gateway_api(key, obj, True) | self._index_l4(key, obj), obj) \
+            | self.ingresses.touched(key, obj, True, self._slice_service(key, obj))
 
     def _index_l4(self, key: Key, obj: dict[str, Any]) -> set[ObjRef]:
         kind, ns, name = key
@@ -275,7 +283,11 @@ class Graph:
     def _unindex(self, key: Key, old: dict[str, Any] | None) -> set[ObjRef]:
         if old is None:
             return set()
-        return self._with_dependents(key, self._index_gateway_api(key, old, False) | self._unindex_l4(key, old), old)
+        return self._with_dependents(key, self._index_gateway_api(key, old, False) | self._unindex_l4(key, old), old) \
+            | self.ingresses.touched(key, old, False, self._slice_service(key, old))
+
+    def _slice_service(self, key: Key, obj: dict[str, Any]) -> str | None:
+        return self._service_of_slice(obj) if key[0] == "EndpointSlice" else None
 
     def _unindex_l4(self, key: Key, old: dict[str, Any]) -> set[ObjRef]:
         kind, ns, name = key
@@ -324,6 +336,8 @@ class Graph:
         """Desired trees and problems of one source; empty when it is gone or not ours."""
         if src.kind == "GatewayClass":
             return self._gateway_class(src)
+        if src.kind == "Ingress":
+            return self._ingress(src)
         if src.kind in ROUTE_KINDS:
             return self._route(src)
         if src.kind == "Gateway":
@@ -368,6 +382,28 @@ class Graph:
         return [Problem(source=src, reason="NameShortened", severity=Severity.WARNING, message=(
             f"{len(names)} controller object name(s) would exceed {naming.AVI_NAME_MAX} characters and are "
             f"named <cluster>--<sha1 of the full name>, as AKO encodes names: {', '.join(names)}"))]
+
+    # -- Ingress -----------------------------------------------------------------------
+    def _ingress(self, src: ObjRef) -> l4.Translation:
+        """The trees an Ingress has a host in (shared with the other Ingresses there) and its problems."""
+        if self._ingress_memo is None:
+            self._ingress_memo = ingress.translate_all(self._ingress_inputs(), self.cfg)
+            self.ingresses.placed(self._ingress_memo.placed)
+        world = self._ingress_memo
+        return l4.Translation(trees=[t for t in world.trees if src in t.sources],
+                              problems=list(world.problems.get(src, ())))
+
+    def _ingress_inputs(self) -> ingress.Inputs:
+        def service(ns: str, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+            svc = self.get("Service", ns, name)
+            return (svc, self.slices_of(ns, name)) if svc is not None else None
+
+        return ingress.Inputs(
+            ingresses=[(ns, self.objects[("Ingress", ns, n)]) for ns, n in sorted(self.ingresses.keys)],
+            classes=[self.objects[("IngressClass", "", n)] for n in sorted(self.ingresses.classes)],
+            namespace=lambda ns: self.get("Namespace", "", ns), selected=self.namespace_selected,
+            infra_named=self.infra_named, service=service,
+            secret=lambda ns, name: self.get("Secret", ns, name), previous=self.previous)
 
     # -- Gateway API -------------------------------------------------------------------
     def _joins(self, svc: dict[str, Any], namespace: str) -> bool:

@@ -39,8 +39,10 @@ PUBLISH_WINDOW = 64  # messages whose acknowledgements are awaited together (wav
 # naming one looks invalid, and its tree must not be judged unwanted (the
 # watcher marks the kind synced, empty, when its CRD is not installed). Secret
 # (TLS ones only): without them an HTTPS listener's certificate looks missing.
+# Ingress and IngressClass: a shard's tree holds every Ingress placed on it.
 REQUIRED_KINDS = ("Service", "EndpointSlice", "Namespace", "AviInfraSetting", "GatewayClass", "Gateway",
-                  "HTTPRoute", "ReferenceGrant", "TCPRoute", "UDPRoute", "TLSRoute", "Secret")
+                  "HTTPRoute", "ReferenceGrant", "TCPRoute", "UDPRoute", "TLSRoute", "Secret", "Ingress",
+                  "IngressClass")
 
 
 class Translator:

@@ -72,5 +72,32 @@ def gateway_cert(cluster: str, gw_namespace: str, gateway: str, secret_namespace
     return fit(f"{prefix(cluster)}{gw_namespace}-{gateway}-{secret_namespace}-{secret}", cluster)
 
 
+def _infra(infra: str) -> str:
+    return f"{infra}-" if infra else ""
+
+
+def ingress_shard_vs(cluster: str, infra: str, index: int) -> str:
+    """A shared L7 parent VS (also its vsvip and httppolicyset): ``<cluster>--Shared-L7-[<infra>-]<n>``."""
+    return fit(f"{prefix(cluster)}Shared-L7-{_infra(infra)}{index}", cluster)
+
+
+def ingress_dedicated_vs(cluster: str, infra: str, host: str) -> str:
+    """A host's own VS in DEDICATED mode: ``<cluster>--[<infra>-]<host>-L7-dedicated``."""
+    return fit(f"{prefix(cluster)}{_infra(infra)}{host}-L7-dedicated", cluster)
+
+
+def ingress_sni_vs(cluster: str, infra: str, host: str) -> str:
+    """A TLS host's SNI child VS, also its sslkeyandcertificate and httppolicyset: ``<cluster>--[<infra>-]<host>``."""
+    return fit(f"{prefix(cluster)}{_infra(infra)}{host}", cluster)
+
+
+def ingress_pool(cluster: str, infra: str, host: str, path: str, namespace: str, ingress: str, service: str,
+                 port: int | str) -> str:
+    """A host/path's pool, AKO's ``<cluster>--[<infra>-]<host><path>-<ns>-<ingress>-<svc>`` (``/`` → ``_``),
+    with the Service port appended: albus makes one pool per (host, path, Service, port)."""
+    where = f"{host}{path}".replace("/", "_")
+    return fit(f"{prefix(cluster)}{_infra(infra)}{where}-{namespace}-{ingress}-{service}-{port}", cluster)
+
+
 def created_by(cluster: str) -> str:
     return f"ako-{cluster}"

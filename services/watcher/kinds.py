@@ -68,6 +68,19 @@ AVI_INFRA_SETTING = KindSpec(
     optional=True,
 )
 
+# Ingress status is albus's output, so only the spec is kept (as for Gateway API kinds).
+INGRESS = KindSpec(
+    kind="Ingress", api_version="networking.k8s.io/v1", namespaced=True,
+    lister=path_lister("/apis/networking.k8s.io/v1/ingresses"),
+    trim=trim.trim_with_spec,
+)
+INGRESS_CLASS = KindSpec(
+    kind="IngressClass", api_version="networking.k8s.io/v1", namespaced=False,
+    lister=path_lister("/apis/networking.k8s.io/v1/ingressclasses"),
+    trim=trim.trim_with_spec,
+)
+
+
 def gateway_api(kind: str, plural: str, namespaced: bool = True, version: str = "v1") -> KindSpec:
     """A Gateway API kind (optional CRD); its status is albus's output, so only the spec is kept."""
     group = "gateway.networking.k8s.io"
@@ -98,7 +111,8 @@ def tls_secret_kind(keyring: Keyring) -> KindSpec:
 SECRET = tls_secret_kind(Keyring(cluster=""))
 
 KINDS: tuple[KindSpec, ...] = (SERVICE, ENDPOINT_SLICE, NAMESPACE, AVI_INFRA_SETTING, GATEWAY_CLASS, GATEWAY,
-                               HTTP_ROUTE, REFERENCE_GRANT, TCP_ROUTE, UDP_ROUTE, TLS_ROUTE, SECRET)
+                               HTTP_ROUTE, REFERENCE_GRANT, TCP_ROUTE, UDP_ROUTE, TLS_ROUTE, SECRET, INGRESS,
+                               INGRESS_CLASS)
 
 
 def with_keyring(kinds: Sequence[KindSpec], keyring: Keyring) -> tuple[KindSpec, ...]:
