@@ -8,10 +8,13 @@ subject's *kind* (``k8s.Service``, ``avi``, ``outcome``...), never the subject.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, GCCollector, ProcessCollector
 
 # One per process (a module global is one per process): the services never share a process in production.
 REGISTRY = CollectorRegistry(auto_describe=True)
+# CPU, memory, file descriptors and Python's GC: what resource requests and limits are set from.
+ProcessCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
 
 BUS_RECEIVED = Counter(
     "albus_bus_messages_received", "Messages the bus delivered to this process, by subject kind",
