@@ -327,6 +327,23 @@ def test_sni_parent_presents_each_childs_certificate(dp: Any, backends: Any) -> 
         assert (body["backend"], body["path"]) == (backend, "/tls")
 
 
+@pytest.mark.parametrize("vh_type", ["VS_TYPE_VH_SNI", "VS_TYPE_VH_ENHANCED"])
+def test_plain_http_on_a_vh_parent_goes_to_a_child_only_under_an_enhanced_parent(
+        dp: Any, backends: Any, vh_type: str) -> None:
+    """An SNI parent picks children by the TLS server name; plain HTTP is its own (AKO's redirect lives there)."""
+    c, admin = dp
+    one, parent_b = backends("one"), backends("parent")
+    p1, pp = pool(c, "one", [one]), pool(c, "parent", [parent_b])
+    port = 7180 if vh_type.endswith("SNI") else 7181
+    vip = vs(c, "parent", [{"port": port}], type="VS_TYPE_VH_PARENT", vh_type=vh_type, pool_ref=pp["url"])
+    parent = c.ok("GET", "virtualservice", params={"name": "parent"})["results"][0]
+    c.ok("POST", "virtualservice", {"name": "child-one", "type": "VS_TYPE_VH_CHILD", "vh_parent_vs_ref": parent["url"],
+                                    "vh_domain_name": ["one.example.com"], "pool_ref": p1["url"]})
+    wait_for(lambda: listening(admin, vip, port), DEADLINE, what="HTTP listener")
+    got = http_get(f"http://{vip}:{port}/x", host="one.example.com").json()["backend"]
+    assert got == ("parent" if vh_type.endswith("SNI") else "one")
+
+
 def test_tls_passthrough_routes_on_sni_without_decrypting(dp: Any, backends: Any, tmp_path: Any) -> None:
     """AKO's passthrough VS: SSL application profile, host rules on the SNI name, bytes forwarded untouched."""
     c, admin = dp

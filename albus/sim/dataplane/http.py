@@ -69,8 +69,10 @@ async def serve_http(store: Store, balancer: Balancer, vs: Record, stats: dict[s
         await _answer(writer, 400)
         return
     host = req.header("host") or ""
-    # the VS whose policies apply: the SNI child; else, on plain HTTP, a child by Host (EVH style)
-    owner = sni_child or (vh_child(store, vs, host.split(":")[0]) if not tls else None) or vs
+    # the VS whose policies apply: the SNI child; else, on plain HTTP, a child by Host only under an
+    # enhanced (EVH) parent: an SNI parent serves plain HTTP itself (its children are chosen by the TLS name)
+    evh = vs.data.get("vh_type") == "VS_TYPE_VH_ENHANCED"
+    owner = sni_child or (vh_child(store, vs, host.split(":")[0]) if not tls and evh else None) or vs
     st = stats.setdefault(owner.uuid, VsStats())
     st.requests += 1
     st.bytes_in += len(raw)
