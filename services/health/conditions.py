@@ -1,5 +1,8 @@
 """The status condition albus keeps on a Service, as a ``metav1.Condition``.
 
+(The second one, ``albus.io/LoadBalancerReady``, whether the load balancer
+serves, is in ``lb_ready.py``.)
+
 Type ``albus.io/LoadBalancerProgrammed``: is the Service's load balancer
 programmed on the controller? AKO writes no Service condition, so there is
 nothing to be compatible with; the name follows Gateway API's ``Programmed``
@@ -80,21 +83,22 @@ def merged(
     want: Condition | None,
     generation: int | None,
     now: str,
+    type_: str = CONDITION_TYPE,
 ) -> list[dict[str, Any]]:
     """``conditions`` with albus's condition set to ``want`` (removed when None).
 
     ``lastTransitionTime`` moves only when the status flips, as the API
     conventions ask; other writers' conditions are kept as they are.
     """
-    others = [c for c in conditions or () if c.get("type") != CONDITION_TYPE]
+    others = [c for c in conditions or () if c.get("type") != type_]
     if want is None:
         return others
-    current = find(conditions)
+    current = find(conditions, type_)
     since = now
     if current is not None and current.get("status") == want.status and current.get("lastTransitionTime"):
         since = current["lastTransitionTime"]
     cond: dict[str, Any] = {
-        "type": CONDITION_TYPE,
+        "type": type_,
         "status": want.status,
         "reason": want.reason,
         "message": want.message[:_MESSAGE_MAX],

@@ -2,7 +2,9 @@
 
 Blocking (the official client); the reconciler runs them in threads. Events go
 through ``events.k8s.io/v1`` (stored as core Events, so ``kubectl describe``
-shows them), reported by controller ``albus.io/health``.
+shows them), reported by controller ``albus.io/health``, rate-limited and
+folded as client-go's recorder does (``event_recorder``): a repeat bumps the
+existing Event's ``series.count``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from services.common import tracing
 from services.common.kube import micro_time, request_json
+from services.health.event_recorder import EventCorrelator
 from services.health.service_status import EventSpec
 
 REPORTING_CONTROLLER = "albus.io/health"
@@ -27,6 +30,8 @@ class ServiceWriter:
         self.identity = identity[:128]
         self.status_writes = 0
         self.events_written = 0
+        self.events_bumped = 0
+        self.correlator = EventCorrelator()
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -48,18 +53,36 @@ class ServiceWriter:
         """An Event about ``service`` (or any object of ``kind``; cluster-scoped ones get theirs in ``default``)."""
         meta = service.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
+        obj = str(meta.get("uid") or f"{kind}/{namespace}/{meta['name']}")
+        d = self.correlator.decide(obj, ev.type, ev.reason, ev.note[:_NOTE_MAX], time.monotonic())
+        if d.action == "drop":
+            return
+        if d.action == "bump":
+            try:
+                request_json(self.api, "PATCH", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events/{d.name}",
+                             {"series": {"count": d.count, "lastObservedTime": micro_time()}},
+                             content_type="application/merge-patch+json", timeout=_TIMEOUT)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                self.correlator.forget(obj, ev.type, ev.reason, d.note)  # expired: write a new one
+            else:
+                self.correlator.written(obj, ev.type, ev.reason, d.note, d.name, d.count)
+                self.events_bumped += 1
+                return
+        ev_name = f"{meta['name']}.{time.time_ns():x}"
         body = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
             # client-go's naming: the object's name and the time in hex.
-            "metadata": {"name": f"{meta['name']}.{time.time_ns():x}", "namespace": namespace},
+            "metadata": {"name": ev_name, "namespace": namespace},
             "eventTime": micro_time(),
             "reportingController": REPORTING_CONTROLLER,
             "reportingInstance": self.identity,
             "action": ev.action,
             "reason": ev.reason,
             "type": ev.type,
-            "note": ev.note[:_NOTE_MAX],
+            "note": d.note[:_NOTE_MAX],
             "regarding": {k: v for k, v in {
                 "apiVersion": api_version, "kind": kind, "namespace": meta.get("namespace"), "name": meta["name"],
                 "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
@@ -70,4 +93,5 @@ class ServiceWriter:
             self.api, "POST", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", body,
             timeout=_TIMEOUT,
         )
+        self.correlator.written(obj, ev.type, ev.reason, d.note, ev_name, 1)
         self.events_written += 1

@@ -11,6 +11,7 @@ Service changed under us) is retried at once against the fresh object.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -20,10 +21,14 @@ from opentelemetry.trace import Span
 
 from services.common import subjects, tracing
 from services.common.bus import Bus, Delivery
-from services.common.contracts import ApplyOutcome, SourceReport, decode
+from services.common.contracts import ApplyOutcome, KubeObject, SourceReport, decode
 from services.common.kube import rfc3339
-from services.health.desired import HealthState, SvcKey
+from services.health.desired import HealthState, SvcKey, service_keys
+from services.health.endpoint_pods import EndpointPods
 from services.health.kube_writes import ServiceWriter
+from services.health.lb_ready import readiness
+from services.health.runtime_poller import RuntimePoller
+from services.health.runtime_reader import RuntimeReader
 from services.health.service_status import EventSpec, Plan, plan
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,8 @@ class HealthReconciler:
         *,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        runtime: RuntimeReader | None = None,
+        poll_seconds: float = 5.0,
     ) -> None:
         self.bus = bus
         self.cluster = cluster
@@ -55,9 +62,24 @@ class HealthReconciler:
         # Set when the replay is done and nothing is dirty or waiting: tests
         # and `albus` use it to know health has caught up with the bus.
         self.settled = asyncio.Event()
+        # The controller's runtime (None: status from outcomes and reports only).
+        self.poller = RuntimePoller(runtime, poll_seconds, self._on_runtime) if runtime is not None else None
+        self.endpoints = EndpointPods()
+        self._vs_services: dict[str, set[SvcKey]] = {}  # virtual service name -> the Services it serves
 
     async def _on_outcome(self, d: Delivery) -> None:
-        self._mark(self.state.set_outcome(d.subject, decode(d.data, ApplyOutcome)), d)
+        outcome = decode(d.data, ApplyOutcome)
+        keys = self.state.set_outcome(d.subject, outcome)
+        if self.poller is not None:
+            self._vs_services[outcome.vs_name] = service_keys(outcome.sources)
+            self.poller.nudge()
+        self._mark(keys, d)
+
+    async def _on_slice(self, d: Delivery) -> None:
+        self._mark(self.endpoints.set_slice(decode(d.data, KubeObject)), d)
+
+    def _on_runtime(self, vs_names: set[str]) -> None:
+        self._mark({k for n in vs_names for k in self._vs_services.get(n, ())})
 
     async def _on_report(self, d: Delivery) -> None:
         self._mark(self.state.set_report(decode(d.data, SourceReport)), d)
@@ -80,10 +102,17 @@ class HealthReconciler:
         self.settled.clear()
         outcomes = await self.bus.follow(subjects.outcome_cluster(self.cluster), self._on_outcome, name="outcomes")
         reports = await self.bus.follow(subjects.report_cluster(self.cluster), self._on_report, name="reports")
+        followers = [outcomes, reports]
+        polling: asyncio.Task[None] | None = None
+        if self.poller is not None:
+            # Every namespace's slices (5 tokens; the kind's _synced marker has 4).
+            followers.append(await self.bus.follow(
+                f"k8s.{subjects.esc(self.cluster)}.EndpointSlice.*.*", self._on_slice, name="endpointslices"))
+            polling = asyncio.create_task(self.poller.run(stop))
         try:
             waits: set[asyncio.Future[object]] = {
                 asyncio.ensure_future(stop.wait()),
-                asyncio.ensure_future(asyncio.gather(outcomes.caught_up.wait(), reports.caught_up.wait())),
+                asyncio.ensure_future(asyncio.gather(*(f.caught_up.wait() for f in followers))),
             }
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for w in waits:
@@ -97,8 +126,12 @@ class HealthReconciler:
                     self.settled.set()
                 await self._sleep(stop)
         finally:
-            await outcomes.stop()
-            await reports.stop()
+            if polling is not None:
+                polling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await polling
+            for f in followers:
+                await f.stop()
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         timeout = None
@@ -152,7 +185,11 @@ class HealthReconciler:
         return self.writer.get(*key)
 
     def _plan(self, key: SvcKey, obj: dict[str, Any]) -> Plan:
-        return plan(obj, self.state.desired(key), rfc3339())
+        want = self.state.desired(key)
+        ready = None
+        if self.poller is not None:
+            ready = readiness(want.condition, want.vs_names, self.poller.view, self.endpoints.endpoints(key))
+        return plan(obj, want, rfc3339(), ready)
 
     def _write(self, key: SvcKey, patch: dict[str, Any]) -> None:
         self.writer.patch_status(key[0], key[1], patch)

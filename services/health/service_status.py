@@ -14,6 +14,7 @@ from typing import Any
 
 from services.health import conditions
 from services.health.desired import Desired
+from services.health.lb_ready import DOWN_REASONS, READY_CONDITION_TYPE, Readiness, listed_down
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ def current_ips(service: dict[str, Any]) -> list[str]:
     return [str(i.get("ip") or i.get("hostname") or "") for i in ingress]
 
 
-def plan(service: dict[str, Any], want: Desired, now: str) -> Plan:
+def plan(service: dict[str, Any], want: Desired, now: str, ready: Readiness | None = None) -> Plan:
+    """The writes bringing ``service`` to ``want``; ``ready``: the runtime's verdict (None: no runtime read)."""
     meta = service.get("metadata") or {}
     status = service.get("status") or {}
     ref = f"{meta.get('namespace')}/{meta.get('name')}"
@@ -56,6 +58,10 @@ def plan(service: dict[str, Any], want: Desired, now: str) -> Plan:
         change["loadBalancer"] = {"ingress": [{"ip": v} for v in vips] or None}
     if not conditions.same(have, want.condition, gen):
         change["conditions"] = conditions.merged(status.get("conditions"), want.condition, gen, now) or None
+    have_ready = conditions.find(status.get("conditions"), READY_CONDITION_TYPE)
+    if ready is not None and not conditions.same(have_ready, ready.condition, gen):
+        base = change["conditions"] if "conditions" in change else status.get("conditions")
+        change["conditions"] = conditions.merged(base, ready.condition, gen, now, READY_CONDITION_TYPE) or None
 
     events: list[EventSpec] = []
     cond = want.condition
@@ -68,6 +74,9 @@ def plan(service: dict[str, Any], want: Desired, now: str) -> Plan:
         and not (have is not None and have.get("status") == "False" and have.get("reason") == cond.reason)
     ):
         events.append(EventSpec("Warning", want.failure_event_reason, "Apply", cond.message))
+    if vips and current_ips(service) != vips and want.condition is not None and want.condition.ok:
+        events.append(EventSpec("Normal", "VipAssigned", "Apply",
+                                f"VIP {', '.join(vips)} assigned (virtualservice {', '.join(want.vs_names)})"))
     said = str((have or {}).get("message") or "")
     events += [EventSpec("Warning", reason, "Translate", msg) for reason, msg in want.warnings
                if cond is not None and msg not in said]
@@ -76,9 +85,38 @@ def plan(service: dict[str, Any], want: Desired, now: str) -> Plan:
             "Normal", "Removed", "Delete", f"Removed virtualservice {', '.join(want.removed_vs_names)} for {ref}"
         ))
 
+    if ready is not None:
+        events += ready_events(have_ready, ready)
+
     patch = None
     if change:
         # The resourceVersion makes the write conditional: conditions are
         # replaced as a whole list, so a concurrent writer must not be lost.
         patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": change}
     return Plan(patch, events)
+
+
+def _who(member: str) -> str:
+    return f"pod {member}" if "/" in member else f"member {member}"
+
+
+def ready_events(have: dict[str, Any] | None, ready: Readiness) -> list[EventSpec]:
+    """Member down/up and virtual service down/up, from the Ready condition the Service carries and should carry.
+
+    The members the carried condition lists as down are those already
+    announced; so a replay or a restart announces nothing again.
+    """
+    cond = ready.condition
+    if cond is None:
+        return []
+    was = have or {}
+    was_down = listed_down(str(was.get("message") or ""))
+    out = [EventSpec("Warning", "MemberDown", "HealthCheck", f"{_who(m)} is down: {why}")
+           for m, why in ready.down.items() if m not in was_down]
+    out += [EventSpec("Normal", "MemberUp", "HealthCheck", f"{_who(m)} is up again")
+            for m in sorted(was_down - set(ready.down)) if m in ready.up]
+    if cond.reason in DOWN_REASONS and not (was.get("status") == "False" and was.get("reason") == cond.reason):
+        out.append(EventSpec("Warning", "VirtualServiceDown", "HealthCheck", cond.message))
+    elif cond.ok and was.get("reason") in DOWN_REASONS:
+        out.append(EventSpec("Normal", "VirtualServiceUp", "HealthCheck", cond.message))
+    return out

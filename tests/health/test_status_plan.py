@@ -52,7 +52,8 @@ def test_success_writes_every_vip_and_a_true_condition_and_announces_once() -> N
     assert (cond["type"], cond["status"], cond["reason"], cond["observedGeneration"]) == (
         CONDITION_TYPE, "True", "Programmed", 1)
     assert [(e.type, e.reason, e.note) for e in p.events] == [
-        ("Normal", "Synced", "Added virtualservice c--shop-web for shop/web")]
+        ("Normal", "Synced", "Added virtualservice c--shop-web for shop/web"),
+        ("Normal", "VipAssigned", "VIP 10.0.0.5, fd00::5 assigned (virtualservice c--shop-web)")]
     # Replay against the written status: nothing to write, nothing to announce.
     again = plan(_apply(_service(), p.patch), st.desired(("shop", "web")), LATER)
     assert again.empty
@@ -75,7 +76,7 @@ def test_failure_sets_false_condition_with_warning_and_success_clears_it() -> No
     assert ok.patch is not None
     [cond] = ok.patch["status"]["conditions"]
     assert (cond["status"], cond["reason"], cond["lastTransitionTime"]) == ("True", "Programmed", LATER)
-    assert [e.reason for e in ok.events] == ["Synced"]
+    assert [e.reason for e in ok.events] == ["Synced", "VipAssigned"]
 
 
 def test_transition_time_kept_while_status_holds() -> None:

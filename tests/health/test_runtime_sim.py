@@ -1,0 +1,101 @@
+"""Health's runtime sweeps against the simulator: bulk pages, member reads only where something is down.
+
+Real active health checks: the members are TCP listeners on 127.0.0.x that
+the simulator probes every 0.5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from albus.sim.server import SimServer
+from albus.sim.testing import SimAdmin, SimClient
+from services.common.config import Config, parse_config
+from services.health.runtime_poller import RuntimePoller
+from services.health.runtime_reader import RuntimeReader
+from tests.sim.test_health import TcpListener, pool_with
+
+CLUSTER = "c1"
+VS = "c1--shop-web"
+
+
+def _cfg(sim: SimServer) -> Config:
+    return parse_config({
+        "AKOSettings": {"clusterName": CLUSTER},
+        "ControllerSettings": {"controllerHost": sim.url, "controllerVersion": "22.1.3"},
+        "credentials": {"username": sim.username, "password": sim.password},
+    })
+
+
+@pytest.fixture
+def listeners() -> Iterator[list[TcpListener]]:
+    made = [TcpListener(f"127.0.3.{i}") for i in (1, 2, 3)]
+    yield made
+    for lst in made:
+        if not lst._stop.is_set():
+            lst.stop()
+
+
+def _runtime_calls(admin: SimAdmin) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for row in admin.counters()["detail"]:
+        if row["method"] == "GET":
+            out[row["type"]] = out.get(row["type"], 0) + row["count"]
+    return out
+
+
+async def _sweep_until(poller: RuntimePoller, ok: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        await poller.sweep()
+        if callable(ok) and ok():
+            return
+        assert time.monotonic() < deadline, "timed out waiting for the runtime view"
+        await asyncio.sleep(0.2)
+
+
+def _member_states(poller: RuntimePoller) -> dict[str, str]:
+    out = {}
+    for pool in poller.view.pools_of(VS):
+        if pool.members is None:
+            return {"all": "OPER_UP"} if pool.summary.all_up else {}
+        out.update({m.ip: m.state for m in pool.members})
+    return out
+
+
+async def test_sweeps_page_the_inventory_and_read_members_only_of_a_degraded_pool(
+        sim: SimServer, sim_admin: SimAdmin, sim_client: SimClient, listeners: list[TcpListener]) -> None:
+    pool = pool_with(sim_client, "c1--shop-web-80", [(lst.ip, lst.port) for lst in listeners])
+    sim_client.ok("PATCH", f"pool/{pool['uuid']}", {"replace": {"created_by": f"ako-{CLUSTER}"}})
+    sim_client.ok("POST", "virtualservice", {"name": VS, "services": [{"port": 80}], "pool_ref": pool["url"],
+                                             "created_by": f"ako-{CLUSTER}"})
+    for i in range(250):  # two pages of pools, all up (no monitor)
+        sim_client.ok("POST", "pool", {"name": f"c1--filler-{i}", "created_by": f"ako-{CLUSTER}",
+                                       "servers": [{"ip": {"addr": "127.0.3.9", "type": "V4"}}]})
+    sim_client.ok("POST", "pool", {"name": "other--pool", "created_by": "ako-other"})
+
+    changes: list[set[str]] = []
+    poller = RuntimePoller(RuntimeReader(_cfg(sim)), 0.5, changes.append)
+    await _sweep_until(poller, lambda: _member_states(poller) == {"all": "OPER_UP"})
+    assert len(poller.view.pools) == 251  # this cluster's only: ako-other's pool is not in the view
+    assert poller.view.vss[VS].pools == (pool["uuid"],)
+
+    sim_admin.reset_log()
+    assert await poller.sweep() == set()
+    # 251 pools: two pool-inventory pages and one virtualservice-inventory page; no member read.
+    assert _runtime_calls(sim_admin) == {"pool-inventory": 2, "virtualservice-inventory": 1}
+
+    listeners[1].stop()
+    await _sweep_until(poller, lambda: _member_states(poller).get("127.0.3.2") == "OPER_DOWN")
+    assert {k: v for k, v in _member_states(poller).items() if k != "127.0.3.2"} == {
+        "127.0.3.1": "OPER_UP", "127.0.3.3": "OPER_UP"}
+    sim_admin.reset_log()
+    assert await poller.sweep() == set()  # nothing changed: counts as before, the last read is recent
+    assert _runtime_calls(sim_admin) == {"pool-inventory": 2, "virtualservice-inventory": 1}
+
+    listeners[1].__init__("127.0.3.2", listeners[1].port)  # type: ignore[misc]  # the same address again
+    await _sweep_until(poller, lambda: _member_states(poller) == {"all": "OPER_UP"})
