@@ -23,6 +23,7 @@ from services.health.infra_status import InfraStatusWriter
 from services.health.ingress_status import IngressReconciler
 from services.health.kube_writes import ServiceWriter
 from services.health.reconciler import HealthReconciler
+from services.health.runtime_reader import RuntimeReader
 
 log = logging.getLogger("albus.health")
 
@@ -48,7 +49,10 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
         infra = InfraStatusWriter(api, bus, cfg.cluster, AviReader(cfg), ServiceWriter(api, ident),
                                   cfg.ControllerSettings.vrfName, recheck_seconds=cfg.albus.healthPollSeconds * 6,
                                   full_seconds=float(cfg.AKOSettings.fullSyncFrequency))
-        loops = [HealthReconciler(api, bus, cfg.cluster, ident), GatewayReconciler(api, bus, cfg.cluster, ident),
+        runtime = RuntimeReader(cfg) if cfg.ControllerSettings.controllerHost else None
+        loops = [HealthReconciler(api, bus, cfg.cluster, ident, runtime=runtime,
+                                  poll_seconds=cfg.albus.healthPollSeconds),
+                 GatewayReconciler(api, bus, cfg.cluster, ident),
                  RouteReconciler(api, bus, cfg.cluster, ident), IngressReconciler(api, bus, cfg.cluster, ident)]
         await resync.start()
         while not stop.is_set():
