@@ -216,7 +216,8 @@ class TestHost:
                         raise TimeoutError(f"backend {name} in {self.ns} not answering on {p}") from None
                     time.sleep(0.1)
 
-    def destroy(self) -> None:
+    def stop_serving(self) -> None:
+        """Stop every backend this host runs (the namespace and its address stay: `serve` starts them again)."""
         for proc in self._servers:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -226,6 +227,9 @@ class TestHost:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
         self._servers.clear()
+
+    def destroy(self) -> None:
+        self.stop_serving()
         _ip("link", "del", self.host_if, check=False)  # deleting one end removes the pair
         _ip("netns", "del", self.ns, check=False)
 
