@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from services.health import metrics
 from services.health.runtime_reader import (
     MemberState,
     PoolSummary,
@@ -62,6 +63,7 @@ class RuntimePoller:
             return set()
         self.sweeps += 1
         changed, _ = self.view.apply(pools, vss, details, now)
+        metrics.record_pool_members(metrics.member_counts(pools.values()))
         return changed
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -68,7 +68,8 @@ def test_each_service_serves_probes_and_counts_the_work(pipeline: Pipeline) -> N
           and total(s, "albus_syncer_apply_seconds_count", result="ok") > 0
           and total(s, "albus_syncer_partitions_held") > 0,
           "trees in, outcomes out, controller calls and applies counted")
-    grown("health", lambda s: total(s, got, kind="outcome") > 0, "outcomes in")
+    grown("health", lambda s: total(s, got, kind="outcome") > 0 and total(s, "albus_health_pool_members") == 1,
+          "outcomes in, the pool's one member counted from the runtime sweep")
 
     syncer = scrape(urls["syncer"])
     for name, url in urls.items():  # what a run shows, for the log (-s)

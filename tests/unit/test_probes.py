@@ -100,6 +100,15 @@ def test_pool_members_by_state_never_keeps_a_stale_state() -> None:
     assert POOL_MEMBERS.labels("down")._value.get() == 0
 
 
+def test_pool_members_are_counted_from_the_inventory() -> None:
+    from services.health.metrics import member_counts
+    from services.health.runtime_reader import PoolSummary
+
+    pools = [PoolSummary("a", "u-a", "OPER_UP", servers=3, enabled=3, up=3),
+             PoolSummary("b", "u-b", "OPER_DOWN", servers=4, enabled=3, up=1)]
+    assert member_counts(pools) == {"up": 4, "not_up": 2, "disabled": 1}
+
+
 def test_probe_ports_are_per_service_and_checked() -> None:
     cfg = parse_config({"albus": {"probes": {"syncer": 9403}}})
     assert cfg.albus.probes.port("syncer") == 9403 and cfg.albus.probes.port("watcher") == 0
