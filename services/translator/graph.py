@@ -100,6 +100,7 @@ class Graph:
         # of them, shared until the next change (a shard's tree depends on every Ingress on it).
         self.ingresses = IngressIndex()
         self._ingress_memo: ingress.World | None = None
+        self._ingress_infra: dict[ObjRef, infra.Infra] = {}  # each Ingress's last good infrastructure
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((kind, namespace, name))
@@ -403,7 +404,8 @@ class Graph:
             classes=[self.objects[("IngressClass", "", n)] for n in sorted(self.ingresses.classes)],
             namespace=lambda ns: self.get("Namespace", "", ns), selected=self.namespace_selected,
             infra_named=self.infra_named, service=service,
-            secret=lambda ns, name: self.get("Secret", ns, name), previous=self.previous)
+            secret=lambda ns, name: self.get("Secret", ns, name), previous=self.previous,
+            last_infra=self._ingress_infra)
 
     # -- Gateway API -------------------------------------------------------------------
     def _joins(self, svc: dict[str, Any], namespace: str) -> bool:

@@ -10,8 +10,10 @@ input is a problem on the Ingress concerned, never on the others:
 * a TLS Secret missing, unusable or expired: ``InvalidTLSSecret``; a host
   that had a certificate keeps it, one that never had one is served on the
   parent as plain HTTP (its paths, no redirect) until the Secret is good;
-* an AviInfraSetting missing or not accepted, an unknown shard size: the
-  Ingress is not placed (its last trees stay, see the engine).
+* an AviInfraSetting missing or not accepted: the Ingress stays where the
+  last good setting put it (remembered by the graph for as long as the
+  translator runs), or is not placed if it never had one;
+* an unknown shard size: the Ingress is not placed.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class Inputs:
     service: ServiceLookup
     secret: Callable[[str, str], Obj | None]
     previous: Callable[[str, str, str], AviObject | None]  # (vs, type, name) -> object of the tree on the bus
+    # Ingress -> the infrastructure it was last placed with; updated here (the graph keeps it between rounds)
+    last_infra: dict[ObjRef, infra.Infra] = field(default_factory=dict)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -157,6 +161,7 @@ class _Builder:
 
     def run(self) -> World:
         by_infra: dict[str, tuple[infra.Infra, list[ingress_spec.Parsed]]] = {}
+        seen: set[ObjRef] = set()
         for ns, ing in sorted(self.inp.ingresses, key=lambda x: (x[0], str((x[1].get("metadata") or {}).get("name")))):
             cls = class_for(ing, self.inp.classes)
             if cls is None or not self.inp.selected(ns):
@@ -164,12 +169,18 @@ class _Builder:
             parsed = ingress_spec.parse(ing, ns)
             for p in parsed.problems:
                 self.problem(p)
-            chosen, problems = self.inp.infra_named(infra.wanted_name(ing, self.inp.namespace(ns), cls),
-                                                    parsed.owner.ref)
+            ref = parsed.owner.ref
+            chosen, problems = self.inp.infra_named(infra.wanted_name(ing, self.inp.namespace(ns), cls), ref)
             for p in problems:
                 self.problem(p)
+            # A setting gone bad (or only being checked again) never takes working hosts off their VSes.
+            chosen = chosen or self.inp.last_infra.get(ref)
+            seen.add(ref)
             if chosen is not None:
+                self.inp.last_infra[ref] = chosen
                 by_infra.setdefault(chosen.name, (chosen, []))[1].append(parsed)
+        for gone in set(self.inp.last_infra) - seen:
+            del self.inp.last_infra[gone]
         vses: dict[str, _Vs] = {}
         for chosen, parsed_list in by_infra.values():
             hosts, problems = ingress_hosts.merge(parsed_list)

@@ -359,3 +359,24 @@ def test_dedicated_mode_gives_each_host_its_own_vs_with_its_certificate() -> Non
     assert "redirect_action" in r[0] and r[1]["switching_action"]["pool_ref"] == mk("pool", "c1--s.example_-web-s-a-80")
     p = trees["c1--p.example-L7-dedicated"]
     assert [x["port"] for x in obj(p, "virtualservice", p.vs_name)["services"]] == [80]
+
+
+def test_an_aviinfrasetting_gone_bad_keeps_the_hosts_where_they_were() -> None:
+    gold = {"apiVersion": "ako.vmware.com/v1beta1", "kind": "AviInfraSetting", "metadata": {"name": "gold"},
+            "spec": {"l7Settings": {"shardSize": "SMALL"}}, "status": {"status": "Accepted"}}
+    cls = {**CLASS, "spec": {**CLASS["spec"], "parameters": {
+        "apiGroup": "ako.vmware.com", "kind": "AviInfraSetting", "name": "gold"}}}
+    e = Engine(cfg())
+    for d in [cls, gold, svc("a"), ing("x", ("x.example", [path("/", "a")])), ing("y", ("y.example", [path("/", "a")]))]:
+        e.observe(as_kube_object(d, "c1"))  # type: ignore[arg-type]
+    (tree,) = e.flush().trees
+    assert tree.vs_name == "c1--Shared-L7-gold-0"
+    # Rejected (say its SE group went away), then y changes: the shard is rebuilt, x and y still on it.
+    e.observe(as_kube_object({**gold, "status": {"status": "Rejected", "error": "no SE group"}},
+                             "c1"))  # type: ignore[arg-type]
+    e.observe(as_kube_object(ing("y", ("y.example", [path("/", "a"), path("/b", "a")])), "c1"))  # type: ignore[arg-type]
+    ch = e.flush()
+    assert {p.reason for r in ch.reports for p in r.problems} == {"AviInfraSettingNotAccepted"}
+    (again,) = [t for t in ch.trees if not t.deleted]
+    assert again.vs_name == tree.vs_name and {"x.example", "y.example"} <= {
+        h for r in rules(again) for h in r["match"].get("host_hdr", {}).get("value", [])}
