@@ -8,7 +8,7 @@ subject's *kind* (``k8s.Service``, ``avi``, ``outcome``...), never the subject.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, GCCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, ProcessCollector
 
 # One per process (a module global is one per process): the services never share a process in production.
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -22,6 +22,11 @@ BUS_RECEIVED = Counter(
 BUS_PUBLISHED = Counter(
     "albus_bus_messages_published", "Messages this process published that JetStream acknowledged, by subject kind",
     ["kind"], registry=REGISTRY)
+
+LOOP_LAG = Histogram(
+    "albus_event_loop_lag_seconds",
+    "How late the event loop ran a timer (sampled every 0.5 s): long values are the loop blocked",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=REGISTRY)
 
 # Subjects whose first token is their kind (contracts in docs/architecture.md#bus).
 _HEADS = frozenset({"avi", "avisync", "outcome", "report"})

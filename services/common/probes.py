@@ -13,6 +13,8 @@ Servers listen on loopback unless ``albus.probes.address`` says otherwise
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.common.bus import Bus
-from services.common.metrics import REGISTRY
+from services.common.metrics import LOOP_LAG, REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class ProbeServer:
     runner: web.AppRunner
     host: str
     port: int
+    lag_sampler: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -77,7 +80,20 @@ class ProbeServer:
         return f"http://{host}:{self.port}"
 
     async def close(self) -> None:
+        if self.lag_sampler is not None:
+            self.lag_sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.lag_sampler
         await self.runner.cleanup()
+
+
+async def sample_loop_lag(period: float = 0.5) -> None:
+    """How late a timer fires, into ``albus_event_loop_lag_seconds``: the loop's responsiveness, measured."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + period
+        await asyncio.sleep(period)
+        LOOP_LAG.observe(max(0.0, loop.time() - due))
 
 
 def app(registry: CollectorRegistry = REGISTRY, readiness: Readiness = READINESS) -> web.Application:
@@ -112,4 +128,4 @@ async def serve(host: str, port: int, *, registry: CollectorRegistry = REGISTRY,
         await runner.cleanup()
         raise
     bound = runner.addresses[0]
-    return ProbeServer(runner, str(bound[0]), int(bound[1]))
+    return ProbeServer(runner, str(bound[0]), int(bound[1]), asyncio.create_task(sample_loop_lag()))
