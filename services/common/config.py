@@ -167,6 +167,20 @@ class ProbeSettings(_Section):
         return int(getattr(self, service, 0))
 
 
+class ReadinessGateSettings(_Section):
+    """Health's mutating admission webhook for the pod readiness gate (docs/health.md#readiness-gate).
+
+    ``port`` 0 leaves it off. It serves HTTPS on ``address`` with a
+    certificate from a CA it makes itself in ``certDir`` (a temporary
+    directory when empty) and registers its MutatingWebhookConfiguration
+    (failure policy Ignore) at start.
+    """
+
+    port: int = Field(default=0, ge=0, le=65535)
+    address: str = "127.0.0.1"
+    certDir: str = ""
+
+
 class AlbusSettings(_Section):
     natsUrl: str = ""
     # Copies of every stream and KV bucket albus creates: 3 on a 3-node NATS
@@ -178,6 +192,7 @@ class AlbusSettings(_Section):
     namespace: str = ""
     syncer: SyncerSettings = Field(default_factory=SyncerSettings)
     healthPollSeconds: float = Field(default=5.0, gt=0)
+    readinessGate: ReadinessGateSettings = Field(default_factory=ReadinessGateSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     logFormat: Literal["text", "json"] = "text"
     probes: ProbeSettings = Field(default_factory=ProbeSettings)

@@ -41,6 +41,26 @@ class ServiceWriter:
                 return None
             raise
 
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return request_json(self.api, "GET", f"/api/v1/namespaces/{namespace}/pods/{name}", timeout=_TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        ns = request_json(self.api, "GET", f"/api/v1/namespaces/{namespace}", timeout=_TIMEOUT)
+        return dict((ns.get("metadata") or {}).get("labels") or {})
+
+    def patch_pod_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """Strategic merge: the pod's conditions merge by type, the kubelet's stay."""
+        request_json(
+            self.api, "PATCH", f"/api/v1/namespaces/{namespace}/pods/{name}/status", patch,
+            content_type="application/strategic-merge-patch+json", timeout=_TIMEOUT,
+        )
+        self.status_writes += 1
+
     def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Merge-patch the status subresource; raises ApiException 409 when the Service moved on."""
         request_json(

@@ -88,10 +88,11 @@ def readiness(programmed: Condition | None, vs_names: tuple[str, ...], view: Run
             if pool.members is None:  # every member up: the counts say so, no need to know which
                 up += pool.summary.up
                 enabled += pool.summary.servers
-                # A ready endpoint is an enabled member, so up; those that are pods are named.
-                ready_pods = {e.pod for e in eps.values() if e.pod and e.ready}
-                up_pods |= ready_pods
-                up_ids |= ready_pods
+                # Every endpoint is a member (a not-ready one disabled, and a disabled
+                # member is not up): all up means every endpoint's member is up.
+                pods = {e.pod for e in eps.values() if e.pod}
+                up_pods |= pods
+                up_ids |= pods
                 continue
             for m in pool.members:
                 if m.state in DISABLED_STATES:

@@ -24,6 +24,7 @@ from services.health.ingress_status import IngressReconciler
 from services.health.kube_writes import ServiceWriter
 from services.health.reconciler import HealthReconciler
 from services.health.runtime_reader import RuntimeReader
+from services.health.webhook_server import WebhookServer, start_webhook
 
 log = logging.getLogger("albus.health")
 
@@ -43,6 +44,7 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
     bus = await Bus.connect(cfg.albus.natsUrl, name=f"albus-health-{cfg.cluster}", replicas=cfg.albus.natsReplicas)
     resync = Resync(bus, cfg.cluster, "health", instance_id(), STREAMS)
     probes.READINESS.require("nats", probes.connected(bus))
+    webhook: WebhookServer | None = None
     try:
         await bus.ensure_streams()
         ident = identity or default_identity()
@@ -50,8 +52,11 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
                                   cfg.ControllerSettings.vrfName, recheck_seconds=cfg.albus.healthPollSeconds * 6,
                                   full_seconds=float(cfg.AKOSettings.fullSyncFrequency))
         runtime = RuntimeReader(cfg) if cfg.ControllerSettings.controllerHost else None
-        loops = [HealthReconciler(api, bus, cfg.cluster, ident, runtime=runtime,
-                                  poll_seconds=cfg.albus.healthPollSeconds),
+        services = HealthReconciler(api, bus, cfg.cluster, ident, runtime=runtime,
+                                    poll_seconds=cfg.albus.healthPollSeconds,
+                                    readiness_gates=bool(cfg.albus.readinessGate.port))
+        webhook = await start_webhook(cfg, api, services.gates) if services.gates is not None else None
+        loops = [services,
                  GatewayReconciler(api, bus, cfg.cluster, ident),
                  RouteReconciler(api, bus, cfg.cluster, ident), IngressReconciler(api, bus, cfg.cluster, ident)]
         await resync.start()
@@ -68,6 +73,8 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
                 relay.cancel()
                 answer.cancel()
     finally:
+        if webhook is not None:
+            await webhook.stop()
         probes.READINESS.drop("nats")
         await resync.stop()
         await bus.close()

@@ -25,8 +25,10 @@ from services.common.contracts import ApplyOutcome, KubeObject, SourceReport, de
 from services.common.kube import rfc3339
 from services.health.desired import HealthState, SvcKey, service_keys
 from services.health.endpoint_pods import EndpointPods
+from services.health.gate_opener import GateOpener
 from services.health.kube_writes import ServiceWriter
-from services.health.lb_ready import readiness
+from services.health.lb_ready import Readiness, readiness
+from services.health.readiness_gate import Selectors
 from services.health.runtime_poller import RuntimePoller
 from services.health.runtime_reader import RuntimeReader
 from services.health.service_status import EventSpec, Plan, plan
@@ -48,6 +50,7 @@ class HealthReconciler:
         backoff_max: float = 30.0,
         runtime: RuntimeReader | None = None,
         poll_seconds: float = 5.0,
+        readiness_gates: bool = False,
     ) -> None:
         self.bus = bus
         self.cluster = cluster
@@ -66,6 +69,10 @@ class HealthReconciler:
         self.poller = RuntimePoller(runtime, poll_seconds, self._on_runtime) if runtime is not None else None
         self.endpoints = EndpointPods()
         self._vs_services: dict[str, set[SvcKey]] = {}  # virtual service name -> the Services it serves
+        self._ready: dict[SvcKey, Readiness] = {}  # the last runtime verdict per Service
+        # Pod readiness gates (the webhook's decisions and opening the gates); needs the runtime.
+        self.gates = (GateOpener(self.writer, Selectors(), self.handled)
+                      if readiness_gates and self.poller is not None else None)
 
     async def _on_outcome(self, d: Delivery) -> None:
         outcome = decode(d.data, ApplyOutcome)
@@ -77,6 +84,14 @@ class HealthReconciler:
 
     async def _on_slice(self, d: Delivery) -> None:
         self._mark(self.endpoints.set_slice(decode(d.data, KubeObject)), d)
+
+    async def _on_service(self, d: Delivery) -> None:
+        if self.gates is not None:
+            self.gates.selectors.set_service(decode(d.data, KubeObject))
+
+    def handled(self, key: SvcKey) -> bool:
+        """Whether albus serves the Service (a live virtual service on the bus)."""
+        return bool(self.state.desired(key).vs_names)
 
     def _on_runtime(self, vs_names: set[str]) -> None:
         self._mark({k for n in vs_names for k in self._vs_services.get(n, ())})
@@ -109,6 +124,9 @@ class HealthReconciler:
             followers.append(await self.bus.follow(
                 f"k8s.{subjects.esc(self.cluster)}.EndpointSlice.*.*", self._on_slice, name="endpointslices"))
             polling = asyncio.create_task(self.poller.run(stop))
+        if self.gates is not None:
+            followers.append(await self.bus.follow(
+                f"k8s.{subjects.esc(self.cluster)}.Service.*.*", self._on_service, name="services"))
         try:
             waits: set[asyncio.Future[object]] = {
                 asyncio.ensure_future(stop.wait()),
@@ -176,6 +194,8 @@ class HealthReconciler:
                               {"k8s.namespace.name": key[0], "k8s.service.name": key[1]},
                               redelivered=bool(origin and origin.redelivered)) as span:
             await self._reconcile(key, span)
+        if self.gates is not None and key in self._ready:
+            await self.gates.open(key, self._ready[key])
 
     # The object-specific steps; a subclass (Gateway API status) overrides these.
     def _describe(self, key: SvcKey) -> str:
@@ -189,6 +209,7 @@ class HealthReconciler:
         ready = None
         if self.poller is not None:
             ready = readiness(want.condition, want.vs_names, self.poller.view, self.endpoints.endpoints(key))
+            self._ready[key] = ready
         return plan(obj, want, rfc3339(), ready)
 
     def _write(self, key: SvcKey, patch: dict[str, Any]) -> None:
