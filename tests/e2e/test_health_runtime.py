@@ -11,6 +11,9 @@ intervals plus one poll interval (plus the time to write and read it back).
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,11 +74,30 @@ def ready_is(p: Pipeline, name: str, status: str, reason: str) -> dict[str, Any]
     return c if c and c["status"] == status and c["reason"] == reason else None
 
 
+def describe(cp: Any, p: Pipeline, name: str, stage: str) -> None:
+    """``kubectl describe service`` at a stage, into $ALBUS_DESCRIBE_DIR when set (docs/health.md shows them)."""
+    out_dir = os.environ.get("ALBUS_DESCRIBE_DIR")
+    kubectl = shutil.which("kubectl")
+    if not out_dir or kubectl is None:
+        return
+    base = [kubectl, "--kubeconfig", str(cp.admin_kubeconfig), "-n", p.namespace]
+    text = subprocess.run([*base, "describe", "service", name], capture_output=True, text=True, timeout=60,
+                          check=True).stdout
+    # kubectl describe does not print a Service's status.conditions: they follow, one a line.
+    fmt = '{range .status.conditions[*]}{.type}  {.status}  {.reason}  gen={.observedGeneration}  {.message}{"\\n"}{end}'
+    text += "\n$ kubectl get service " + name + " -o jsonpath='<conditions>'\n" + subprocess.run(
+        [*base, "get", "service", name, "-o", f"jsonpath={fmt}"], capture_output=True, text=True, timeout=60,
+        check=True).stdout
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / f"{stage}.txt").write_text(text)
+
+
 def event_about(p: Pipeline, name: str, reason: str, words: str) -> Any:
     return next((e for e in events(p, name) if e.reason == reason and words in (e.message or "")), None)
 
 
-def test_a_stopped_backend_turns_its_pods_member_down_and_back(pipeline: Pipeline, hosts: list[TestHost]) -> None:
+def test_a_stopped_backend_turns_its_pods_member_down_and_back(pipeline: Pipeline, hosts: list[TestHost],
+                                                              control_plane: Any) -> None:
     p = pipeline
     pods = [f"web-{i}" for i in range(3)]
     for pod, h in zip(pods, hosts, strict=True):
@@ -88,6 +110,7 @@ def test_a_stopped_backend_turns_its_pods_member_down_and_back(pipeline: Pipelin
     c = wait_for(lambda: ready_is(p, "web", "True", "Programmed"), 90, "web Ready, every member up")
     assert "3 of 3 members up" in c["message"], c
     assert wait_for(lambda: event_about(p, "web", "VipAssigned", "VIP "), 30, "the VipAssigned Event")
+    describe(control_plane, p, "web", "1-programmed")
 
     # One backend stops: its pod's member goes down.
     hosts[1].stop_serving()
@@ -101,12 +124,14 @@ def test_a_stopped_backend_turns_its_pods_member_down_and_back(pipeline: Pipelin
                   "a Warning Event naming the pod")
     assert ev.type == "Warning" and hosts[1].address in ev.message
     print(f"member down -> PartiallyHealthy in {took:.2f}s (bound {BOUND}s)")
+    describe(control_plane, p, "web", "2-partially-healthy")
 
     # It comes back: Programmed again, and an Event says so.
     hosts[1].serve("web-1", 8080)
     wait_for(lambda: ready_is(p, "web", "True", "Programmed"), 30, "web Programmed again")
     assert wait_for(lambda: event_about(p, "web", "MemberUp", f"pod {p.namespace}/web-1 is up again"), 15,
                     "the MemberUp Event")
+    describe(control_plane, p, "web", "3-restored")
 
     # Every backend stops: no healthy member, the virtual service is down.
     for h in hosts:
@@ -114,9 +139,21 @@ def test_a_stopped_backend_turns_its_pods_member_down_and_back(pipeline: Pipelin
     c = wait_for(lambda: ready_is(p, "web", "False", "NoHealthyMembers"), 30, "web NoHealthyMembers")
     assert "0 of 3 members up" in c["message"], c
     assert wait_for(lambda: event_about(p, "web", "VirtualServiceDown", "0 of 3"), 15, "VirtualServiceDown Event")
+    describe(control_plane, p, "web", "4-no-healthy-members")
     # One write per transition: the status stays as it is while nothing changes.
     rv = p.core.read_namespaced_service_status("web", p.namespace).metadata.resource_version
     later = time.monotonic() + 3 * POLL
     while time.monotonic() < later:
         assert p.core.read_namespaced_service_status("web", p.namespace).metadata.resource_version == rv
         time.sleep(0.2)
+
+
+def test_a_refused_apply_is_controller_error_in_both_conditions(pipeline: Pipeline, control_plane: Any) -> None:
+    p = pipeline
+    p.admin("POST", "faults", json={"method": "POST", "path": "/api/macro", "status": 400,
+                                   "body": {"error": "Injected: the controller refused the virtual service"}})
+    p.core.create_namespaced_service(p.namespace, lb_service(
+        "refused", [{"name": "tcp", "port": 80, "targetPort": 8080, "protocol": "TCP"}]))
+    c = wait_for(lambda: ready_is(p, "refused", "False", "ControllerError"), 90, "refused ControllerError")
+    assert "refused the virtual service" in c["message"], c
+    describe(control_plane, p, "refused", "5-controller-error")
