@@ -8,6 +8,7 @@ step wrote is read from the simulator's request log.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from tests.e2e.conftest import e2e_pipeline
 from tests.e2e.harness import Pipeline, wait_for
 from tests.e2e.kube import lb_service
 from tests.e2e.lb_status import InfraSettings, events, ref_name
+from tests.e2e.test_gateway_https import _stream_contents, leaks
 from tests.tls_certs import Pair, self_signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.k8s, pytest.mark.sim]
@@ -97,12 +99,14 @@ def vip_of(p: Pipeline, vsvip: str) -> str:
 
 
 def test_fifty_ingresses_on_four_shards_one_more_touches_one_tls_rotates_in_place_and_all_go(
-        ingress_pipeline: Pipeline) -> None:
+        ingress_pipeline: Pipeline, fresh_nats: NatsServer) -> None:
     p = ingress_pipeline
     c = p.cluster
     namespaces = [p.namespace, f"{c}-ns2", f"{c}-ns3"]
     infra = InfraSettings(p)
     ours, other = f"avi-{c}", f"other-{c}"
+    secure = f"s.{c}.example"
+    first, second = self_signed(secure), self_signed(secure, f"www.{c}.example")
     try:
         for ns in namespaces[1:]:
             p.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
@@ -161,8 +165,6 @@ def test_fifty_ingresses_on_four_shards_one_more_touches_one_tls_rotates_in_plac
         assert ("PUT", "httppolicyset", shard(new)) in writes and any(t == "pool" for m, t, _ in writes if m == "POST")
 
         # TLS: an SNI child with the certificate; the parent redirects the host's HTTP.
-        secure = f"s.{c}.example"
-        first, second = self_signed(secure), self_signed(secure, f"www.{c}.example")
         p.core.create_namespaced_secret(p.namespace, secret_body(first))
         ingress(p, p.namespace, "secure", ours, secure, tls_secret="cert")
         child = f"{c}--{setting}-{secure}"
@@ -198,6 +200,15 @@ def test_fifty_ingresses_on_four_shards_one_more_touches_one_tls_rotates_in_plac
         for ns in namespaces:
             net(p).delete_collection_namespaced_ingress(ns)
         wait_for(lambda: not any(p.objects(t) for t in L7_TYPES), 300, "no L7 object left")
+
+        # The private keys never in clear: not in any stream message, nats-server's store or a service's log.
+        on_bus = asyncio.run(_stream_contents(p.nats_url))
+        on_disk = [f.read_bytes() for f in (fresh_nats.store_dir / "jetstream").rglob("*") if f.is_file()]
+        logs = [child.log_tail(50_000_000).encode() for child in p.children.values()]
+        assert len(on_bus) > 50 and on_disk
+        assert not leaks([first, second], on_bus), "a private key in clear in a NATS stream"
+        assert not leaks([first, second], on_disk), "a private key in clear in nats-server's store"
+        assert not leaks([first, second], logs), "a private key in a service's log"
     finally:
         for name in (ours, other):
             try:
