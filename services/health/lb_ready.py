@@ -115,7 +115,9 @@ def readiness(programmed: Condition | None, vs_names: tuple[str, ...], view: Run
     listed = list(down)[:_LISTED_MAX]
     tail = (_DOWN_PREFIX + ", ".join(listed) + (f", {len(down) - len(listed)} more" if len(down) > len(listed)
                                                 else "")) if down else ""
-    vs_down = [view.vss[n] for n in vs_names if view.vss[n].state != UP]
+    # A virtual service still being checked is not down: its state is read a moment apart from its
+    # pools' members (one sweep is several calls), so it may lag them.
+    vs_down = [view.vss[n] for n in vs_names if view.vss[n].state not in PENDING_STATES | {UP}]
     if up == 0 and (down or enabled == 0):
         cond = Condition("False", REASON_NO_HEALTHY_MEMBERS, f"virtualservice {', '.join(vs_names)}: {counts}{tail}")
     elif up == 0:

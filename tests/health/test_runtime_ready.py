@@ -173,3 +173,14 @@ def test_correlator_bumps_repeats_folds_similar_and_rate_limits_per_object() -> 
     assert actions[:13] == ["create"] * 13 and actions[13] == "drop"
     assert c.decide("u2", "Normal", "R", "n", 20).action == "create"  # another object has its own bucket
     assert c.decide("u1", "Normal", "R99", "n", 20 + 300).action == "create"  # one token back after 5 minutes
+
+
+def test_a_virtual_service_still_being_checked_is_not_down() -> None:
+    st, eps, view = _state(), _slices(), RuntimeView(refresh=60)
+    _sweep(view, dict.fromkeys(PODS, "OPER_UP"), vs_state="OPER_CREATING")  # read a moment before its members
+    want = st.desired(KEY)
+    r = readiness(want.condition, want.vs_names, view, eps.endpoints(KEY))
+    assert r.condition is not None and (r.condition.status, r.condition.reason) == ("True", "Programmed")
+    _sweep(view, dict.fromkeys(PODS, "OPER_UP"), vs_state="OPER_DISABLED", now=1)
+    r = readiness(want.condition, want.vs_names, view, eps.endpoints(KEY))
+    assert r.condition is not None and (r.condition.status, r.condition.reason) == ("False", "VirtualServiceDown")
