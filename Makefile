@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup controlplane demo test test-fast lint chaos bench bench-smoke clean
+.PHONY: setup controlplane helm demo test test-fast lint chaos bench bench-smoke clean
 
 setup: $(STAMP)
 
@@ -21,12 +21,17 @@ $(STAMP): pyproject.toml
 controlplane: $(STAMP)
 	@$(PY) -m albus.controlplane build
 
+# helm for the chart tests (tests/deploy), built from the Go module proxy into
+# the same cache; a no-op when it is there.
+helm: $(STAMP)
+	@$(PY) -m albus.tools.helm build
+
 lint: $(STAMP)
 	@echo ">> ruff"; $(VENV)/bin/ruff check .
 	@echo ">> mypy --strict"; $(VENV)/bin/mypy services albus
 	@echo ">> import-linter"; $(VENV)/bin/lint-imports
 
-test: $(STAMP) controlplane lint
+test: $(STAMP) controlplane helm lint
 	@echo ">> pytest (includes the 5-minute chaos run, tests/chaos)"
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)
 	@echo ">> bench-smoke (figures reported, not asserted; see bench/README.md)"
