@@ -17,7 +17,7 @@ from typing import Any
 from services.common.config import Config
 from services.common.contracts import AviObject, GatewayStatus, KubeObject, ObjRef, Problem, Severity
 from services.translator import ako_annotations as ann_keys
-from services.translator import gateway, gateway_certs, infra, ingress, l4, naming, shared_vip
+from services.translator import gateway, gateway_certs, infra, ingress, ingress_spec, l4, naming, shared_vip
 from services.translator.ingress_graph import IngressIndex
 
 Key = tuple[str, str, str]  # kind, namespace, name
@@ -101,6 +101,7 @@ class Graph:
         self.ingresses = IngressIndex()
         self._ingress_memo: ingress.World | None = None
         self._ingress_infra: dict[ObjRef, infra.Infra] = {}  # each Ingress's last good infrastructure
+        self._ingress_parsed: dict[tuple[str, str], tuple[dict[str, Any], ingress_spec.Parsed]] = {}
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((kind, namespace, name))
@@ -390,9 +391,8 @@ class Graph:
         if self._ingress_memo is None:
             self._ingress_memo = ingress.translate_all(self._ingress_inputs(), self.cfg)
             self.ingresses.placed(self._ingress_memo.placed)
-        world = self._ingress_memo
-        return l4.Translation(trees=[t for t in world.trees if src in t.sources],
-                              problems=list(world.problems.get(src, ())))
+        trees, problems = self._ingress_memo.result(src)
+        return l4.Translation(trees=trees, problems=problems)
 
     def _ingress_inputs(self) -> ingress.Inputs:
         def service(ns: str, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
@@ -405,7 +405,7 @@ class Graph:
             namespace=lambda ns: self.get("Namespace", "", ns), selected=self.namespace_selected,
             infra_named=self.infra_named, service=service,
             secret=lambda ns, name: self.get("Secret", ns, name), previous=self.previous,
-            last_infra=self._ingress_infra)
+            last_infra=self._ingress_infra, parsed=self._ingress_parsed)
 
     # -- Gateway API -------------------------------------------------------------------
     def _joins(self, svc: dict[str, Any], namespace: str) -> bool:

@@ -1,9 +1,10 @@
 """Every Ingress of albus's classes at once (pure): hosts merged, placed on VSes, each VS's tree.
 
 A shard's tree depends on every Ingress placed on it, so the Ingresses are
-translated together (the graph memoises the result per change) and each
-Ingress then takes the trees it has a host in and its own problems. Bad
-input is a problem on the Ingress concerned, never on the others:
+placed together (the graph memoises the result per change; each Ingress's
+parse is kept while the object is the same), and each Ingress then takes
+the trees it has a host in, built on first demand, and its own problems.
+Bad input is a problem on the Ingress concerned, never on the others:
 
 * no Service, or no such Service port: ``ServiceNotFound`` /
   ``ServicePortNotFound``; that path answers 501 until it resolves;
@@ -60,14 +61,9 @@ class Inputs:
     previous: Callable[[str, str, str], AviObject | None]  # (vs, type, name) -> object of the tree on the bus
     # Ingress -> the infrastructure it was last placed with; updated here (the graph keeps it between rounds)
     last_infra: dict[ObjRef, infra.Infra] = field(default_factory=dict)
+    # (namespace, name) -> the Ingress object last parsed and what it parsed to (kept by the graph)
+    parsed: dict[tuple[str, str], tuple[Obj, ingress_spec.Parsed]] = field(default_factory=dict)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
-
-
-@dataclass
-class World:
-    trees: list[VsTree] = field(default_factory=list)
-    problems: dict[ObjRef, list[Problem]] = field(default_factory=lambda: defaultdict(list))
-    placed: dict[ObjRef, set[str]] = field(default_factory=lambda: defaultdict(set))  # Ingress -> its VS names
 
 
 @dataclass
@@ -84,15 +80,30 @@ def _port(svc: Obj, want: int | str) -> Obj | None:
     return None
 
 
-class _Builder:
+class World:
+    """Where every Ingress is placed; each VS's tree built when an Ingress on it is first asked about."""
+
     def __init__(self, inp: Inputs, cfg: Config) -> None:
         self.inp = inp
         self.cfg = cfg
-        self.world = World()
         self.common = l4.common_fields(cfg, cfg.tenant)
+        self.problems: dict[ObjRef, list[Problem]] = defaultdict(list)
+        self.placed: dict[ObjRef, set[str]] = defaultdict(set)  # Ingress -> its VS names
+        self._vses: dict[str, _Vs] = {}
+        self._trees: dict[str, VsTree | None] = {}
+
+    def result(self, ref: ObjRef) -> tuple[list[VsTree], list[Problem]]:
+        """The trees ``ref`` has a host in and its problems (those of building its VSes included)."""
+        trees = [t for n in sorted(self.placed.get(ref, ())) if (t := self._tree_of(n)) is not None]
+        return trees, sorted(self.problems.get(ref, ()), key=lambda p: (p.reason, p.message))
+
+    def _tree_of(self, vs_name: str) -> VsTree | None:
+        if vs_name not in self._trees:
+            self._trees[vs_name] = self.tree(vs_name, self._vses[vs_name])
+        return self._trees[vs_name]
 
     def problem(self, p: Problem) -> None:
-        self.world.problems[p.source].append(p)
+        self.problems[p.source].append(p)
 
     def pool(self, vs: _Vs, rule_host: str, path: str, owner: ingress_spec.Owner, b: ingress_spec.Backend,
              pools: dict[str, AviObject]) -> str | None:
@@ -143,7 +154,7 @@ class _Builder:
         return ingress_tree.HostRoutes(plan.host, routes, default, self.certificate(vs_name, vs, plan),
                                        plan.redirect, vs.infra.name)
 
-    def tree(self, vs_name: str, vs: _Vs) -> None:
+    def tree(self, vs_name: str, vs: _Vs) -> VsTree | None:
         owners = sorted({o for h in vs.hosts for o in h.owners})
         sources = tuple(o.ref for o in owners)
         the_vip, problems = vip.build_for([], gateway.auto_families(vs.infra), vs.infra, sources[0])
@@ -151,22 +162,28 @@ class _Builder:
             for o in owners:
                 for p in problems:
                     self.problem(p.model_copy(update={"source": o.ref}))
-            return
+            return None
         pools: dict[str, AviObject] = {}
         hosts = [self.host_routes(vs_name, vs, h, pools) for h in vs.hosts]
-        self.world.trees.append(ingress_tree.build(vs_name, vs.dedicated, hosts, list(pools.values()), vs.infra,
-                                                   the_vip, sources, self.cfg, self.cfg.tenant))
-        for o in owners:
-            self.world.placed[o.ref].add(vs_name)
+        return ingress_tree.build(vs_name, vs.dedicated, hosts, list(pools.values()), vs.infra, the_vip, sources,
+                                  self.cfg, self.cfg.tenant)
 
-    def run(self) -> World:
+    def _parse(self, ing: Obj, ns: str) -> ingress_spec.Parsed:
+        key = (ns, str((ing.get("metadata") or {}).get("name")))
+        hit = self.inp.parsed.get(key)
+        if hit is None or hit[0] is not ing:  # the graph replaces an object on every change
+            hit = (ing, ingress_spec.parse(ing, ns))
+            self.inp.parsed[key] = hit
+        return hit[1]
+
+    def place(self) -> World:
         by_infra: dict[str, tuple[infra.Infra, list[ingress_spec.Parsed]]] = {}
         seen: set[ObjRef] = set()
         for ns, ing in sorted(self.inp.ingresses, key=lambda x: (x[0], str((x[1].get("metadata") or {}).get("name")))):
             cls = class_for(ing, self.inp.classes)
             if cls is None or not self.inp.selected(ns):
                 continue
-            parsed = ingress_spec.parse(ing, ns)
+            parsed = self._parse(ing, ns)
             for p in parsed.problems:
                 self.problem(p)
             ref = parsed.owner.ref
@@ -181,6 +198,8 @@ class _Builder:
                 by_infra.setdefault(chosen.name, (chosen, []))[1].append(parsed)
         for gone in set(self.inp.last_infra) - seen:
             del self.inp.last_infra[gone]
+        for key in set(self.inp.parsed) - {(r.namespace, r.name) for r in seen}:
+            del self.inp.parsed[key]
         vses: dict[str, _Vs] = {}
         for chosen, parsed_list in by_infra.values():
             hosts, problems = ingress_hosts.merge(parsed_list)
@@ -194,10 +213,12 @@ class _Builder:
                             f"shard size {chosen.shard_size!r} is none of {', '.join(ingress_shards.SHARD_SIZES)}")))
                     continue
                 vses.setdefault(where.vs_name, _Vs(chosen, where.dedicated)).hosts.append(plan)
-        for vs_name, vs in sorted(vses.items()):
-            self.tree(vs_name, vs)
-        return self.world
+                for o in plan.owners:
+                    self.placed[o.ref].add(where.vs_name)
+        self._vses = vses
+        return self
 
 
 def translate_all(inp: Inputs, cfg: Config) -> World:
-    return _Builder(inp, cfg).run()
+    """Place every Ingress (cheap); trees are built per VS by :meth:`World.result`."""
+    return World(inp, cfg).place()
