@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from syncer_helpers import make_applier, our_objects
 from syncer_trees import l4_tree
+from test_apply_ingress import CHILD, PARENT, applier, tree_for
 
 from albus.broker import NatsServer
 from albus.sim.server import SimServer
@@ -12,9 +13,11 @@ from services.common import subjects
 from services.common.bus import Bus
 from services.common.contracts import TreesSynced
 from services.common.incarnation import incarnation
+from services.common.sealing import Keyring
 from services.syncer.apply import TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.gc import collect_garbage
+from tests.tls_certs import self_signed
 
 
 async def _fence() -> None:
@@ -62,3 +65,22 @@ async def test_gc_waits_for_trees_synced_and_deletes_only_this_clusters_orphans(
     again = await collect_garbage(bus, applier, cluster, {"admin"}, _fence)
     assert again.ran and again.deleted == []
     await bus.close()
+
+
+async def test_gc_deletes_an_orphan_sni_child_before_its_parent(
+    fresh_nats: NatsServer, sim: SimServer, sim_admin: SimAdmin, client_factory: list[ControllerClient],
+) -> None:
+    ring = Keyring.ephemeral("c1")
+    tree = tree_for(self_signed("s.example"), ring)
+    a = applier(sim, ring, client_factory)
+    assert (await a.apply(tree)).ok
+    bus = await Bus.connect(fresh_nats.url, "t")
+    await bus.ensure_streams()
+    await bus.publish(subjects.trees_synced("c1"), TreesSynced(
+        cluster="c1", epoch="e1", vs_names=(), incarnation=await incarnation(bus, subjects.STREAM_AVI)))
+    report = await collect_garbage(bus, a, "c1", {"admin"}, _fence)
+    await bus.close()
+    assert report.ran and report.refused == [], report.refused
+    deleted = [(t, n) for _, t, n in report.deleted]
+    assert deleted[:2] == [("virtualservice", CHILD), ("virtualservice", PARENT)], deleted
+    assert [o["name"] for o in sim_admin.objects("virtualservice") if o["name"].startswith("c1--")] == []
