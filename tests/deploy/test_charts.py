@@ -1,0 +1,185 @@
+"""The charts as helm sees them: lint, template, and what they render (no cluster needed)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.common.config import parse_config
+from tests.deploy import hub_permissions
+from tests.deploy.charts import AKO_VALUES, ALBUS, HUB, HUB_VALUES, REPO, find, helm, render
+
+VALUE_SETS = {
+    "albus-default": (ALBUS, []),
+    "albus-ako": (ALBUS, [AKO_VALUES]),
+    "hub-default": (HUB, []),
+    "hub-values": (HUB, [HUB_VALUES]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_helm_lint(name: str) -> None:
+    chart, values = VALUE_SETS[name]
+    out = helm("lint", "--strict", str(chart), *[a for v in values for a in ("-f", str(v))])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 chart(s) failed" in out.stdout
+
+
+def _config(objs: list[dict[str, Any]], suffix: str = "-config") -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(find(objs, "ConfigMap", suffix)["data"]["config.yaml"])
+    return data
+
+
+def test_ako_values_become_albus_configuration() -> None:
+    objs = render(ALBUS, [AKO_VALUES], namespace="avi-system")
+    raw = _config(objs)
+    cfg = parse_config(raw)  # albus accepts what the chart renders (extra="forbid": no stray key)
+    assert cfg.AKOSettings.clusterName == "east-prod"
+    assert (cfg.AKOSettings.namespaceSelector.labelKey, cfg.AKOSettings.namespaceSelector.labelValue) == ("app-lb", "avi")
+    assert cfg.AKOSettings.logLevel == "WARN" and cfg.AKOSettings.fullSyncFrequency == 1800
+    c = cfg.ControllerSettings
+    assert (c.controllerHost, c.controllerVersion, c.cloudName, c.tenantName, c.serviceEngineGroupName) == (
+        "avi.example.com", "22.1.4", "vcenter-east", "team-east", "seg-east")
+    assert c.verifyTLS is True
+    assert [(n.networkName, n.cidr) for n in cfg.NetworkSettings.vipNetworkList] == [("vip-east", "10.50.0.0/24")]
+    assert cfg.NetworkSettings.bgpPeerLabels == ["peer-east-1", "peer-east-2"] and cfg.NetworkSettings.enableRHI
+    assert cfg.L7Settings.shardVSSize == "MEDIUM" and cfg.L4Settings.autoFQDN == "default"
+    assert cfg.albus.namespace == "avi-system"
+    assert cfg.albus.probes.address == "0.0.0.0"  # the kubelet probes the pod's address
+    assert cfg.credentials.username == cfg.credentials.password == cfg.credentials.authtoken == ""
+
+
+def test_default_values_render_a_valid_configuration() -> None:
+    cfg = parse_config(_config(render(ALBUS)))
+    assert cfg.AKOSettings.clusterName == "my-cluster"
+    hub = parse_config(_config(render(HUB), "-syncer-config"))
+    assert [c.name for c in hub.albus.syncer.clusters] == ["my-cluster"]
+
+
+def test_hub_syncer_pool_serves_every_cluster() -> None:
+    cfg = parse_config(_config(render(HUB, [HUB_VALUES], namespace="albus-hub"), "-syncer-config"))
+    assert [(c.name, c.tenantName) for c in cfg.albus.syncer.clusters] == [("east-prod", "team-east"), ("west-prod", "")]
+    assert cfg.albus.syncer.clusters[0].sealingKeyFile == "/etc/albus/sealing/east-prod/sealing.key"
+    assert cfg.albus.natsReplicas == 3
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_no_credential_is_rendered(name: str) -> None:
+    """Credentials come from Secrets the user creates: no Secret, no literal password in any object."""
+    chart, values = VALUE_SETS[name]
+    objs = render(chart, values)
+    assert not [o for o in objs if o["kind"] == "Secret"]
+    for o in objs:
+        for container in (o.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []):
+            for env in container.get("env") or []:
+                if re.search(r"PASSWORD|TOKEN|_PW_|REMOTE", env["name"]) or env["name"] == "NATS_URL":
+                    value = env.get("value", "")
+                    from_secret = "valueFrom" in env
+                    composed = "$(NATS_PASSWORD)" in value  # expanded by Kubernetes from a Secret-backed variable
+                    no_credentials = value.startswith("nats://") and "@" not in value
+                    assert from_secret or composed or no_credentials, env
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_pods_are_non_root_read_only_and_probed(name: str) -> None:
+    chart, values = VALUE_SETS[name]
+    workloads = [o for o in render(chart, values) if o["kind"] in ("Deployment", "StatefulSet")]
+    assert workloads
+    for w in workloads:
+        spec = w["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        for c in spec["containers"]:
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True, w["metadata"]["name"]
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+            assert c["livenessProbe"]["httpGet"]["path"].startswith("/healthz")
+            assert c["readinessProbe"]["httpGet"]["path"].startswith(("/readyz", "/healthz"))
+            assert c["resources"]["requests"]["memory"] and c["resources"]["limits"]["memory"]
+
+
+def test_albus_chart_objects() -> None:
+    objs = render(ALBUS, [AKO_VALUES], crds=True)
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert ("CustomResourceDefinition", "aviinfrasettings.ako.vmware.com") in kinds
+    assert ("IngressClass", "avi-lb") in kinds and ("GatewayClass", "avi-lb") in kinds
+    ic = find(objs, "IngressClass")
+    assert ic["spec"]["controller"] == "ako.vmware.com/avi-lb"
+    assert ic["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"] == "true"
+    deployments = {o["metadata"]["name"] for o in objs if o["kind"] == "Deployment"}
+    assert deployments == {"albus-watcher", "albus-translator", "albus-health"}
+    with_syncer = render(ALBUS, sets={"syncer.enabled": "true", "nats.leaf.enabled": "true"})
+    assert {o["metadata"]["name"] for o in with_syncer if o["kind"] == "Deployment"} == {
+        "albus-watcher", "albus-translator", "albus-health", "albus-syncer", "albus-nats-leaf"}
+
+
+def test_rbac_is_the_repository_clusterrole() -> None:
+    """One list of rules: the chart renders deploy/rbac/clusterrole.yaml, which the e2e tests run with."""
+    repo = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d["rules"]
+            for d in yaml.safe_load_all((REPO / "deploy" / "rbac" / "clusterrole.yaml").read_text())
+            if d and d["kind"] == "ClusterRole"}
+    objs = render(ALBUS)
+    rendered = {o["metadata"]["labels"]["app.kubernetes.io/component"]: o["rules"]
+                for o in objs if o["kind"] == "ClusterRole"}
+    assert rendered == repo and set(repo) == {"watcher", "health"}
+    for b in (o for o in objs if o["kind"] == "ClusterRoleBinding"):
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": b["metadata"]["name"], "namespace": "albus-system"}]
+    # The translator's pods carry no token: it never talks to Kubernetes.
+    translator = find(objs, "Deployment", "-translator")
+    assert translator["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_chart_crd_is_the_repository_crd() -> None:
+    chart_crd = ALBUS / "crds" / "ako.vmware.com_aviinfrasettings.yaml"
+    assert chart_crd.read_text() == (REPO / "deploy" / "crds" / chart_crd.name).read_text()
+
+
+def test_hub_permissions_are_natsconfig() -> None:
+    assert hub_permissions.PATH.read_text() == hub_permissions.generated(), (
+        "regenerate with: python -m tests.deploy.hub_permissions")
+
+
+def _nats_conf_users(conf: str) -> dict[str, Any]:
+    """The users block of a rendered nats.conf (its $VARIABLES as strings, so it parses as JSON-ish YAML)."""
+    block = conf[conf.index("users: [") + len("users: "):]
+    block = block[: block.rindex("]") + 1]
+    block = re.sub(r"password: \$(\w+)", r'password: "$\1"', block).replace("}\n", "},\n")
+    users = yaml.safe_load(block)
+    return {u["user"]: u for u in users}
+
+
+def test_hub_nats_users_have_natsconfig_permissions() -> None:
+    from albus import natsconfig
+
+    conf = find(render(HUB, [HUB_VALUES]), "ConfigMap", "-nats")["data"]["nats.conf"]
+    users = _nats_conf_users(conf)
+    assert set(users) == {"albus-syncer", "albus-cluster-east-prod", "albus-cluster-west-prod"}
+    assert users["albus-syncer"]["permissions"] == natsconfig.syncer_permissions()
+    assert users["albus-cluster-west-prod"]["permissions"] == natsconfig.cluster_permissions("west-prod")
+    assert users["albus-cluster-west-prod"]["password"] == "$ALBUS_NATS_PW_ALBUS_CLUSTER_WEST_PROD"
+    assert "routes" in conf and conf.count("nats-route://") == 3
+
+
+def _leaves(values: Any, prefix: str = "") -> list[str]:
+    """Dotted names of every value (a ``resources`` block counts as one)."""
+    if isinstance(values, dict) and values and not prefix.endswith("resources."):
+        return [k for key, v in values.items() for k in _leaves(v, f"{prefix}{key}.")]
+    return [prefix.rstrip(".")]
+
+
+@pytest.mark.parametrize("chart", [ALBUS, HUB], ids=["albus", "albus-hub"])
+def test_readme_lists_every_value(chart: Path) -> None:
+    readme = (chart / "README.md").read_text()
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    missing = [k for k in _leaves(values) if f"`{k}`" not in readme]
+    assert not missing, f"{chart.name}/README.md does not list: {missing}"
+
+
+def test_helm_is_the_pinned_version() -> None:
+    from albus.tools import helm as helm_tool
+
+    out = helm("version", "--template", "{{.Version}}")
+    assert out.returncode == 0 and out.stdout.strip() == helm_tool.HELM_VERSION, out
+    helm_tool.check_go_mod()
