@@ -59,6 +59,16 @@ def converge(p: Pipeline) -> None:
     wait_for(lambda: len(p.objects("pool")[f"{vs_name(p, 'web')}-TCP-80"].get("servers") or []) == 2, 60,
              "both web pods in the pool")
     wait_for(lambda: p.syncers_settled(0), 60, "the syncer to have applied every tree")
+    # Health's runtime condition follows the controller's checks within a sweep: let it settle too,
+    # so the status taken as "before" is final.
+    for name in SERVICES:
+        wait_for(lambda n=name: _runtime_settled(p, n), 60, f"{name}'s LoadBalancerReady condition settled")
+
+
+def _runtime_settled(p: Pipeline, name: str) -> bool:
+    s = p.core.read_namespaced_service_status(name, p.namespace)
+    ready = [c for c in s.status.conditions or () if c.type == "albus.io/LoadBalancerReady"]
+    return bool(ready) and ready[0].reason != "HealthCheckPending"
 
 
 def _programmed(p: Pipeline, name: str) -> bool:
