@@ -37,7 +37,9 @@ def render(chart: Path, values: list[Path] | None = None, sets: dict[str, str] |
     for v in values or []:
         args += ["-f", str(v)]
     for k, val in (sets or {}).items():
-        args += ["--set-string" if isinstance(val, str) and not val.isdigit() else "--set", f"{k}={val}"]
+        # Numbers and booleans as such, anything else as a string (a name like "0x1" stays one).
+        plain = val.isdigit() or val in ("true", "false")
+        args += ["--set" if plain else "--set-string", f"{k}={val}"]
     if crds:
         args.append("--include-crds")
     out = helm(*args)

@@ -79,7 +79,7 @@ def test_no_credential_is_rendered(name: str) -> None:
                 if re.search(r"PASSWORD|TOKEN|_PW_|REMOTE", env["name"]) or env["name"] == "NATS_URL":
                     value = env.get("value", "")
                     from_secret = "valueFrom" in env
-                    composed = "$(NATS_PASSWORD)" in value  # expanded by Kubernetes from a Secret-backed variable
+                    composed = "$(" in value  # expanded by Kubernetes from a Secret-backed variable
                     no_credentials = value.startswith("nats://") and "@" not in value
                     assert from_secret or composed or no_credentials, env
 
@@ -157,7 +157,13 @@ def test_hub_nats_users_have_natsconfig_permissions() -> None:
     users = _nats_conf_users(conf)
     assert set(users) == {"albus-syncer", "albus-cluster-east-prod", "albus-cluster-west-prod"}
     assert users["albus-syncer"]["permissions"] == natsconfig.syncer_permissions()
-    assert users["albus-cluster-west-prod"]["permissions"] == natsconfig.cluster_permissions("west-prod")
+    # natsconfig's permissions (spelt for leaf nodes), plus each JetStream API call under the hub's domain.
+    want = natsconfig.cluster_permissions("west-prod")
+    got = users["albus-cluster-west-prod"]["permissions"]
+    assert got["subscribe"] == want["subscribe"]
+    allow = hub_permissions.leaf_safe(want["publish"]["allow"])
+    assert got["publish"]["allow"] == [x for a in allow for x in
+                                       ([a, a.replace("$JS.API.", "$JS.hub.API.")] if a.startswith("$JS.API.") else [a])]
     assert users["albus-cluster-west-prod"]["password"] == "$ALBUS_NATS_PW_ALBUS_CLUSTER_WEST_PROD"
     assert "routes" in conf and conf.count("nats-route://") == 3
 
@@ -183,3 +189,32 @@ def test_helm_is_the_pinned_version() -> None:
     out = helm("version", "--template", "{{.Version}}")
     assert out.returncode == 0 and out.stdout.strip() == helm_tool.HELM_VERSION, out
     helm_tool.check_go_mod()
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` one token, ``>`` one or more at the end."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s) or (tok != "*" and tok != s[i]):
+            return False
+    return len(p) == len(s)
+
+
+def test_leaf_spelling_allows_exactly_what_natsconfig_allows() -> None:
+    from albus import natsconfig
+    from services.common import subjects
+
+    allow = natsconfig.cluster_permissions("east")["publish"]["allow"]
+    spelt = hub_permissions.leaf_safe(allow)
+    assert not [p for p in spelt if ".*." in p]
+    real = [subjects.avi_tree(c, "admin", "vs") for c in ("east", "west")]
+    real += [f"avi.{p}.east.admin.vs" for p in (0, 17, 63)] + ["avi.3.east"]
+    real += [subjects.trace_spans("east", "t1"), subjects.trace_index("east", "Service", "ns", "web"),
+             subjects.trace_spans("west", "t1"), "k8s.east.Service.ns.a", "avisync.east", "k8s.west.Service.ns.a"]
+    for subject in real:
+        assert any(_matches(p, subject) for p in allow) == any(_matches(p, subject) for p in spelt), subject
+    # Subjects no albus process uses: the spelling is narrower there, never wider.
+    for subject in ("avi.64.east.admin.vs", "avi.x.east.admin.vs", "trace.other.east.x"):
+        assert not any(_matches(p, subject) for p in spelt), subject

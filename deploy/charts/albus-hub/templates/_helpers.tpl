@@ -20,3 +20,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "hub.passwordVar" -}}
 ALBUS_NATS_PW_{{ . | upper | replace "-" "_" }}
 {{- end -}}
+
+{{/* The NATS users of the clusters, as a JSON list. */}}
+{{- define "hub.clusterUsers" -}}
+{{- $users := list -}}
+{{- range .Values.clusters }}{{ $users = append $users (printf "albus-cluster-%s" .name) }}{{ end -}}
+{{- toJson $users -}}
+{{- end -}}
