@@ -53,6 +53,9 @@ class Readiness:
     down: dict[str, str] = field(default_factory=dict)  # member id -> why (pod "ns/name" or "ip:port")
     up: frozenset[str] = frozenset()  # member ids up
     up_pods: frozenset[str] = frozenset()  # pods ("ns/name") with a member up
+    # Pools whose members must be read although all up: a pod of the Service is not ready (it may be
+    # waiting for its readiness gate), and only the member list says whether its member is one of those up.
+    watch_members: frozenset[str] = frozenset()
 
 
 def member_id(ip: str, port: int, eps: dict[str, Endpoint]) -> str:
@@ -83,16 +86,21 @@ def readiness(programmed: Condition | None, vs_names: tuple[str, ...], view: Run
     down: dict[str, str] = {}
     up_ids: set[str] = set()
     up_pods: set[str] = set()
+    waiting = any(e.pod and not e.ready for e in eps.values())
+    watch: set[str] = set()
     for name in vs_names:
         for pool in view.pools_of(name):
+            if waiting:
+                watch.add(pool.summary.uuid)
             if pool.members is None:  # every member up: the counts say so, no need to know which
                 up += pool.summary.up
                 enabled += pool.summary.servers
-                # Every endpoint is a member (a not-ready one disabled, and a disabled
-                # member is not up): all up means every endpoint's member is up.
                 pods = {e.pod for e in eps.values() if e.pod}
-                up_pods |= pods
                 up_ids |= pods
+                # The counts may lag the endpoints (a new pod's member not on the controller yet) or
+                # count another pod's member: they vouch only for Ready pods, whose gates are open
+                # anyway. A not-ready pod's member is known up only from the member list (watch).
+                up_pods |= {e.pod for e in eps.values() if e.pod and e.ready}
                 continue
             for m in pool.members:
                 if m.state in DISABLED_STATES:
@@ -130,4 +138,4 @@ def readiness(programmed: Condition | None, vs_names: tuple[str, ...], view: Run
         cond = Condition("True", REASON_PARTIALLY_HEALTHY, f"virtualservice {', '.join(vs_names)}: {counts}{tail}")
     else:
         cond = Condition("True", REASON_ALL_UP, f"virtualservice {', '.join(vs_names)}: {counts}")
-    return Readiness(cond, down, frozenset(up_ids), frozenset(up_pods))
+    return Readiness(cond, down, frozenset(up_ids), frozenset(up_pods), frozenset(watch))

@@ -18,9 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 from services.common.contracts import KubeObject
+
+# GATE_TYPE and gated re-exported: health's modules and tests read them here.
+from services.common.readiness_gate import GATE_TYPE as GATE_TYPE
+from services.common.readiness_gate import condition_true
+from services.common.readiness_gate import gated as gated
 from services.health.desired import SvcKey
 
-GATE_TYPE = "albus.io/LoadBalancerMemberUp"
 OPT_IN_LABEL = "albus.io/readiness-gate"
 OPT_IN_VALUE = "enabled"
 WEBHOOK_NAME = "readiness-gate.albus.io"
@@ -48,13 +52,8 @@ class Selectors:
                 if all(labels.get(k) == v for k, v in sel.items())]
 
 
-def gated(pod: dict[str, Any]) -> bool:
-    return any(g.get("conditionType") == GATE_TYPE for g in (pod.get("spec") or {}).get("readinessGates") or ())
-
-
 def gate_open(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == GATE_TYPE and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or ())
+    return condition_true(pod, GATE_TYPE)
 
 
 def mutation(pod: dict[str, Any], namespace: str, selectors: Selectors,

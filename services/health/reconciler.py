@@ -210,6 +210,8 @@ class HealthReconciler:
         if self.poller is not None:
             ready = readiness(want.condition, want.vs_names, self.poller.view, self.endpoints.endpoints(key))
             self._ready[key] = ready
+            if self.gates is not None:  # which members are up matters only to open gates
+                self.poller.view.want_members(key, ready.watch_members)
         return plan(obj, want, rfc3339(), ready)
 
     def _write(self, key: SvcKey, patch: dict[str, Any]) -> None:

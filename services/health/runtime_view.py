@@ -8,6 +8,11 @@ interval leave the counts as they were). So a sweep costs the inventory
 pages plus one call per pool that changed, not one per pool.
 
 A sweep that failed is not applied: the view keeps the last complete one.
+
+An all-up pool's counts do not say *which* members are up, and the pod
+readiness gate needs that: a pool whose Service has a pod waiting for its
+gate (``want_members``) has its members read every sweep, all up or not,
+until no pod waits.
 """
 
 from __future__ import annotations
@@ -41,11 +46,26 @@ class RuntimeView:
         self.vss: dict[str, VsSummary] = {}  # by virtual service name
         self._read_at: dict[str, float] = {}  # pool uuid -> when its members were read
         self.loaded = False  # one complete sweep applied
+        self._wanted: dict[object, frozenset[str]] = {}  # who asked -> pool uuids whose members it needs
+
+    def want_members(self, who: object, pool_uuids: frozenset[str]) -> None:
+        """Read these pools' members every sweep for ``who`` (an empty set withdraws the ask)."""
+        if pool_uuids:
+            self._wanted[who] = pool_uuids
+        else:
+            self._wanted.pop(who, None)
+
+    def _members_wanted(self) -> set[str]:
+        return {u for uuids in self._wanted.values() for u in uuids}
 
     def details_wanted(self, pools: dict[str, PoolSummary], now: float) -> list[PoolSummary]:
         """The pools whose members must be read this sweep."""
         out = []
+        wanted = self._members_wanted()
         for p in pools.values():
+            if p.uuid in wanted:
+                out.append(p)
+                continue
             if p.all_up:
                 continue
             old = self.pools.get(p.uuid)
@@ -64,11 +84,11 @@ class RuntimeView:
         """
         new_pools: dict[str, PoolRuntime] = {}
         for p in pools.values():
-            if p.all_up:
-                members = None
-            elif p.uuid in details:
+            if p.uuid in details:  # read this sweep (an all-up pool too, when asked for)
                 members = details[p.uuid]
                 self._read_at[p.uuid] = now
+            elif p.all_up:
+                members = None
             else:
                 old = self.pools.get(p.uuid)
                 members = old.members if old is not None else None

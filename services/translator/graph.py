@@ -17,7 +17,17 @@ from typing import Any
 from services.common.config import Config
 from services.common.contracts import AviObject, GatewayStatus, KubeObject, ObjRef, Problem, Severity
 from services.translator import ako_annotations as ann_keys
-from services.translator import gateway, gateway_certs, infra, ingress, ingress_spec, l4, naming, shared_vip
+from services.translator import (
+    gated_members,
+    gateway,
+    gateway_certs,
+    infra,
+    ingress,
+    ingress_spec,
+    l4,
+    naming,
+    shared_vip,
+)
 from services.translator.ingress_graph import IngressIndex
 
 Key = tuple[str, str, str]  # kind, namespace, name
@@ -79,6 +89,9 @@ class Graph:
         self.objects: dict[Key, dict[str, Any]] = {}
         # (namespace, service) -> names of its EndpointSlices
         self._slices: dict[tuple[str, str], set[str]] = defaultdict(set)
+        # (namespace, pod) -> names of the EndpointSlices (same namespace) whose endpoints name it; a gated
+        # pod's change re-translates what those slices feed (gated_members.py)
+        self._pod_slices: dict[tuple[str, str], set[str]] = defaultdict(set)
         # (namespace, shared-VIP key) -> names of the Services that carry it
         self._groups: dict[GroupKey, set[str]] = defaultdict(set)
         # Gateway (namespace, name) -> (namespace, name) of the Services whose labels join it
@@ -260,7 +273,24 @@ class Graph:
             return self._gateway_api_using(name)
         return set()
 
+    def _pod_touches(self, ns: str, pod: str) -> set[ObjRef]:
+        """What the slices naming a pod feed: indexing a slice again changes nothing and says what it touches."""
+        return {r for s in sorted(self._pod_slices.get((ns, pod), ()))
+                if (obj := self.objects.get(("EndpointSlice", ns, s))) is not None
+                for r in self._index(("EndpointSlice", ns, s), obj)}
+
+    def _index_pods(self, ns: str, name: str, obj: dict[str, Any], adding: bool) -> None:
+        for pod in gated_members.pods_of(obj, ns):
+            if adding:
+                self._pod_slices[pod].add(name)
+            else:
+                self._pod_slices[pod].discard(name)
+                if not self._pod_slices[pod]:
+                    del self._pod_slices[pod]
+
     def _index(self, key: Key, obj: dict[str, Any]) -> set[ObjRef]:
+        if key[0] == "Pod":
+            return self._pod_touches(key[1], key[2])
         return self._with_dependents(key, self._index_gateway_api(key, obj, True) | self._index_l4(key, obj), obj) \
             | self.ingresses.touched(key, obj, True, self._slice_service(key, obj))
 
@@ -272,6 +302,7 @@ class Graph:
                 self._groups[(ns, group)].add(name)
             return {_svc_ref(ns, name)} | self._group_members(ns, group)
         if kind == "EndpointSlice":
+            self._index_pods(ns, name, obj, True)
             svc = self._service_of_slice(obj)
             if svc:
                 self._slices[(ns, svc)].add(name)
@@ -285,6 +316,8 @@ class Graph:
     def _unindex(self, key: Key, old: dict[str, Any] | None) -> set[ObjRef]:
         if old is None:
             return set()
+        if key[0] == "Pod":
+            return self._pod_touches(key[1], key[2])
         return self._with_dependents(key, self._index_gateway_api(key, old, False) | self._unindex_l4(key, old), old) \
             | self.ingresses.touched(key, old, False, self._slice_service(key, old))
 
@@ -301,6 +334,7 @@ class Graph:
                     del self._groups[(ns, group)]
             return {_svc_ref(ns, name)} | self._group_members(ns, group)
         if kind == "EndpointSlice":
+            self._index_pods(ns, name, old, False)
             svc = self._service_of_slice(old)
             if svc:
                 self._slices[(ns, svc)].discard(name)
@@ -313,8 +347,13 @@ class Graph:
         return set()
 
     def slices_of(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        """A Service's EndpointSlices, a gated pod's endpoint ready once its containers are (gated_members.py)."""
         names = sorted(self._slices.get((namespace, service), ()))
-        return [o for n in names if (o := self.objects.get(("EndpointSlice", namespace, n))) is not None]
+        return [gated_members.with_gated_ready(o, namespace, self._gated_pod) for n in names
+                if (o := self.objects.get(("EndpointSlice", namespace, n))) is not None]
+
+    def _gated_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get(("Pod", namespace, name))
 
     def sources(self) -> set[ObjRef]:
         return {ObjRef(kind=k, namespace=ns, name=n) for (k, ns, n) in self.objects if k in SOURCE_KINDS}

@@ -40,9 +40,10 @@ PUBLISH_WINDOW = 64  # messages whose acknowledgements are awaited together (wav
 # watcher marks the kind synced, empty, when its CRD is not installed). Secret
 # (TLS ones only): without them an HTTPS listener's certificate looks missing.
 # Ingress and IngressClass: a shard's tree holds every Ingress placed on it.
+# Pod (gated ones only): without them a gated pod's member would look disabled.
 REQUIRED_KINDS = ("Service", "EndpointSlice", "Namespace", "AviInfraSetting", "GatewayClass", "Gateway",
                   "HTTPRoute", "ReferenceGrant", "TCPRoute", "UDPRoute", "TLSRoute", "Secret", "Ingress",
-                  "IngressClass")
+                  "IngressClass", "Pod")
 
 
 class Translator:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.common import kube, tls_secrets
+from services.common import kube, readiness_gate, tls_secrets
 from services.common.sealing import Keyring
 from services.watcher import trim
 
@@ -32,6 +32,8 @@ class KindSpec:
     trim: trim.Trim
     # A CRD that may not be installed: a 404 lists as empty and is retried later.
     optional: bool = False
+    # Only objects (untrimmed) passing this are published; one that stops passing gets a tombstone.
+    relevant: Callable[[dict[str, Any]], bool] | None = None
 
 
 def path_lister(path: str) -> Callable[[Any], ListFunc]:
@@ -80,6 +82,14 @@ INGRESS_CLASS = KindSpec(
     trim=trim.trim_with_spec,
 )
 
+# Pods carrying albus's readiness gate only (no selector can say so: every pod is read, few are published).
+GATED_POD = KindSpec(
+    kind="Pod", api_version="v1", namespaced=True,
+    lister=path_lister("/api/v1/pods"),
+    trim=trim.trim_gated_pod,
+    relevant=readiness_gate.gated,
+)
+
 
 def gateway_api(kind: str, plural: str, namespaced: bool = True, version: str = "v1") -> KindSpec:
     """A Gateway API kind (optional CRD); its status is albus's output, so only the spec is kept."""
@@ -112,7 +122,7 @@ SECRET = tls_secret_kind(Keyring(cluster=""))
 
 KINDS: tuple[KindSpec, ...] = (SERVICE, ENDPOINT_SLICE, NAMESPACE, AVI_INFRA_SETTING, GATEWAY_CLASS, GATEWAY,
                                HTTP_ROUTE, REFERENCE_GRANT, TCP_ROUTE, UDP_ROUTE, TLS_ROUTE, SECRET, INGRESS,
-                               INGRESS_CLASS)
+                               INGRESS_CLASS, GATED_POD)
 
 
 def with_keyring(kinds: Sequence[KindSpec], keyring: Keyring) -> tuple[KindSpec, ...]:

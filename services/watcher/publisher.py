@@ -65,6 +65,11 @@ class KindPublisher:
         self.known.pop(key, None)
         self.published += 1
 
+    async def forget(self, key: Key, uid: str, resource_version: str) -> None:
+        """A tombstone for an object this kind published and no longer publishes (deleted or not relevant)."""
+        if key in self.known:
+            await self.delete(key, uid, resource_version)
+
     async def relist(self, listed: list[Obj], resource_version: str) -> None:
         """A complete list: publish what changed, then tombstones for what is gone, then the marker."""
         plan = plan_relist(self.known, listed)

@@ -188,7 +188,8 @@ class Reflector:
                 raise
             body = read_json(resp)
             for raw in body.get("items") or ():
-                items.append(self.spec.trim(raw))
+                if self.spec.relevant is None or self.spec.relevant(raw):
+                    items.append(self.spec.trim(raw))
             meta = body.get("metadata") or {}
             cont = meta.get("continue") or None
             if cont is None:
@@ -242,10 +243,17 @@ class Reflector:
             return
         meta = obj.get("metadata") or {}
         rv = str(meta.get("resourceVersion") or "")
-        if kind in ("ADDED", "MODIFIED"):
+        uid = str(meta.get("uid") or "")
+        relevant = self.spec.relevant
+        if kind in ("ADDED", "MODIFIED") and (relevant is None or relevant(obj)):
             self._call(self.publisher.upsert(self.spec.trim(obj)), stopping)
+        elif kind in ("ADDED", "MODIFIED"):
+            # Not (or no longer) relevant: a tombstone only if it was published.
+            self._call(self.publisher.forget(key_of(obj), uid, rv), stopping)
+        elif kind == "DELETED" and relevant is not None:
+            self._call(self.publisher.forget(key_of(obj), uid, rv), stopping)
         elif kind == "DELETED":
-            self._call(self.publisher.delete(key_of(obj), str(meta.get("uid") or ""), rv), stopping)
+            self._call(self.publisher.delete(key_of(obj), uid, rv), stopping)
         elif kind != "BOOKMARK":
             log.warning("%s: unexpected watch event %r", self.kind, kind)
             return

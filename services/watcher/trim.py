@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from services.common import tls_secrets
+from services.common import readiness_gate, tls_secrets
 
 Obj = dict[str, Any]
 Trim = Callable[[Obj], Obj]
@@ -84,6 +84,26 @@ def trim_endpoint_slice(obj: Obj) -> Obj:
         endpoints.append(kept)
     out["endpoints"] = endpoints
     out["ports"] = list(obj.get("ports") or ())
+    return out
+
+
+_POD_METADATA_KEEP = ("name", "namespace", "uid", "resourceVersion", "deletionTimestamp")
+
+
+def trim_gated_pod(obj: Obj) -> Obj:
+    """A pod carrying albus's readiness gate: the gate and ContainersReady, nothing else.
+
+    What the translator needs to enable the member of a pod that is not Ready
+    only because the gate is shut (:mod:`services.common.readiness_gate`);
+    the pod's other conditions change often and would each be a publish.
+    """
+    meta = obj.get("metadata") or {}
+    out: Obj = {"metadata": {k: meta[k] for k in _POD_METADATA_KEEP if meta.get(k) is not None},
+                "spec": {"readinessGates": [{"conditionType": readiness_gate.GATE_TYPE}]}}
+    ready = next((c.get("status") for c in (obj.get("status") or {}).get("conditions") or ()
+                  if c.get("type") == "ContainersReady"), None)
+    if ready is not None:
+        out["status"] = {"conditions": [{"type": "ContainersReady", "status": ready}]}
     return out
 
 

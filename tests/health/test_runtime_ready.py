@@ -184,3 +184,33 @@ def test_a_virtual_service_still_being_checked_is_not_down() -> None:
     _sweep(view, dict.fromkeys(PODS, "OPER_UP"), vs_state="OPER_DISABLED", now=1)
     r = readiness(want.condition, want.vs_names, view, eps.endpoints(KEY))
     assert r.condition is not None and (r.condition.status, r.condition.reason) == ("False", "VirtualServiceDown")
+
+
+def test_all_up_counts_do_not_vouch_for_a_not_ready_pod_whose_member_is_only_known_from_the_list() -> None:
+    """A gated pod waits (endpoint not ready): counts that say "all up" may be another pod's member (#9)."""
+    st = _state()
+    eps = _slices()
+    eps.set_slice(KubeObject(cluster="c", kind="EndpointSlice", namespace="shop", name="web-x", obj={
+        "metadata": {"labels": {"kubernetes.io/service-name": "web"}},
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": pod != "web-c"},
+                       "targetRef": {"kind": "Pod", "namespace": "shop", "name": pod}} for ip, pod in PODS.items()],
+    }))
+    view = RuntimeView(refresh=60)
+    # The controller has two members, both up: web-c's is not there yet.
+    first = {"10.1.0.1": "OPER_UP", "10.1.0.2": "OPER_UP"}
+    assert _sweep(view, first) == ({VS}, 0)
+    want = st.desired(KEY)
+    ready = readiness(want.condition, want.vs_names, view, eps.endpoints(KEY))
+    assert ready.up_pods == {"shop/web-a", "shop/web-b"} and ready.watch_members == {"p1"}
+    # Asked for, the all-up pool's members are read every sweep, and say which are up.
+    view.want_members(KEY, ready.watch_members)
+    assert _sweep(view, first, now=1) == ({VS}, 1)
+    assert _sweep(view, first, now=2) == (set(), 1)
+    with_c = {**first, "10.1.0.3": "OPER_UP"}
+    assert _sweep(view, with_c, now=3) == ({VS}, 1)
+    ready = readiness(want.condition, want.vs_names, view, eps.endpoints(KEY))
+    assert ready.up_pods == {"shop/web-a", "shop/web-b", "shop/web-c"}
+    # Every pod ready: nothing waits, the ask is withdrawn, all-up pools cost no reads again.
+    assert readiness(want.condition, want.vs_names, view, _slices().endpoints(KEY)).watch_members == frozenset()
+    view.want_members(KEY, frozenset())
+    assert _sweep(view, with_c, now=4) == ({VS}, 0)
