@@ -8,7 +8,9 @@ it is and writes only the difference.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from services.common.contracts import ApplyOutcome, ObjRef, Severity, SourceReport
 from services.health.conditions import (
@@ -34,6 +36,21 @@ class Desired:
     # (reason, message) of warnings: appended to the condition's message, and
     # announced by an Event when the Service's condition does not say them yet.
     warnings: tuple[tuple[str, str], ...] = ()
+    # This cluster's bus has named the Service (an outcome, live, deleted or
+    # since moved on, or a report): only then may health take back what it wrote.
+    named: bool = False
+
+
+_HAS_VIP = " has VIP "
+_VIPS_SAID = re.compile(re.escape(_HAS_VIP) + r"([^\s,()]+(?:, [^\s,()]+)*)")
+
+
+def vips_said(condition: dict[str, Any] | None) -> tuple[str, ...]:
+    """The VIPs a Programmed condition albus wrote names: those it wrote into the Service's status with it."""
+    if condition is None or condition.get("reason") != REASON_PROGRAMMED:
+        return ()
+    m = _VIPS_SAID.search(str(condition.get("message") or ""))
+    return tuple(m.group(1).split(", ")) if m else ()
 
 
 def service_keys(refs: tuple[ObjRef, ...]) -> set[SvcKey]:
@@ -93,7 +110,7 @@ class HealthState:
             event_reason = "SyncFailed"
         elif live and vips:
             cond = Condition(
-                "True", REASON_PROGRAMMED, f"virtualservice {', '.join(names)} has VIP {', '.join(vips)}"
+                "True", REASON_PROGRAMMED, f"virtualservice {', '.join(names)}{_HAS_VIP}{', '.join(vips)}"
             )
         elif live:
             cond = Condition("False", REASON_VIP_PENDING, f"virtualservice {', '.join(names)} has no VIP yet")
@@ -104,4 +121,5 @@ class HealthState:
         if cond is not None and warns:
             cond = Condition(cond.status, cond.reason,
                              cond.message + "".join(f" (warning: {m})" for _, m in warns))
-        return Desired(tuple(vips), cond, names, removed, event_reason, warns)
+        named = key in self._by_service or key in self.reports
+        return Desired(tuple(vips), cond, names, removed, event_reason, warns, named)

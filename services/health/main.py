@@ -54,7 +54,7 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
         runtime = RuntimeReader(cfg) if cfg.ControllerSettings.controllerHost else None
         services = HealthReconciler(api, bus, cfg.cluster, ident, runtime=runtime,
                                     poll_seconds=cfg.albus.healthPollSeconds,
-                                    readiness_gates=bool(cfg.albus.readinessGate.port))
+                                    readiness_gates=bool(cfg.albus.readinessGate.port), cfg=cfg)
         webhook = await start_webhook(cfg, api, services.gates) if services.gates is not None else None
         loops = [services,
                  GatewayReconciler(api, bus, cfg.cluster, ident),

@@ -19,8 +19,10 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from opentelemetry.trace import Span
 
+from services.common import service_ownership as ownership
 from services.common import subjects, tracing
 from services.common.bus import Bus, Delivery
+from services.common.config import Config
 from services.common.contracts import ApplyOutcome, KubeObject, SourceReport, decode
 from services.common.kube import rfc3339
 from services.health.desired import HealthState, SvcKey, service_keys
@@ -51,9 +53,13 @@ class HealthReconciler:
         runtime: RuntimeReader | None = None,
         poll_seconds: float = 5.0,
         readiness_gates: bool = False,
+        cfg: Config | None = None,
     ) -> None:
         self.bus = bus
         self.cluster = cluster
+        # Which Services are albus's (class, namespace selector); None: albus's defaults.
+        self.cfg = cfg or Config()
+        self._ns_labels: dict[str, dict[str, str]] = {}  # read once per drain, only with a selector
         self.state = HealthState()
         self.writer = ServiceWriter(api, identity)
         self.backoff_initial = backoff_initial
@@ -83,7 +89,10 @@ class HealthReconciler:
         self._mark(keys, d)
 
     async def _on_slice(self, d: Delivery) -> None:
-        self._mark(self.endpoints.set_slice(decode(d.data, KubeObject)), d)
+        # The watcher publishes every namespace's slices; only a Service albus
+        # serves has a Ready condition for them to change.
+        touched = self.endpoints.set_slice(decode(d.data, KubeObject))
+        self._mark({k for k in touched if self.handled(k)}, d)
 
     async def _on_service(self, d: Delivery) -> None:
         if self.gates is not None:
@@ -167,6 +176,7 @@ class HealthReconciler:
 
     async def _drain(self) -> None:
         now = time.monotonic()
+        self._ns_labels.clear()
         for key, (when, _) in list(self._retry_at.items()):
             if when <= now:
                 self._dirty.add(key)
@@ -204,15 +214,31 @@ class HealthReconciler:
     def _read(self, key: SvcKey) -> dict[str, Any] | None:
         return self.writer.get(*key)
 
+    def _ours(self, key: SvcKey, service: dict[str, Any]) -> bool:
+        """The Service as just read is one albus handles (the translator's rule, on fresh objects)."""
+        if not self.cfg.AKOSettings.namespaceSelector.labelKey:
+            return ownership.ours(service, self.cfg, None)
+        if key[0] not in self._ns_labels:
+            try:
+                self._ns_labels[key[0]] = self.writer.namespace_labels(key[0])
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                self._ns_labels[key[0]] = {}  # gone: selects nothing
+        return ownership.ours(service, self.cfg, self._ns_labels[key[0]])
+
     def _plan(self, key: SvcKey, obj: dict[str, Any]) -> Plan:
         want = self.state.desired(key)
+        if want.condition is None or not self._ours(key, obj):
+            self._ready.pop(key, None)
+            return plan(obj, want, rfc3339(), ours=False)
         ready = None
         if self.poller is not None:
             ready = readiness(want.condition, want.vs_names, self.poller.view, self.endpoints.endpoints(key))
             self._ready[key] = ready
             if self.gates is not None:  # which members are up matters only to open gates
                 self.poller.view.want_members(key, ready.watch_members)
-        return plan(obj, want, rfc3339(), ready)
+        return plan(obj, want, rfc3339(), ready, ours=True)
 
     def _write(self, key: SvcKey, patch: dict[str, Any]) -> None:
         self.writer.patch_status(key[0], key[1], patch)

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.health import conditions
-from services.health.desired import Desired
+from services.health.desired import Desired, vips_said
 from services.health.lb_ready import DOWN_REASONS, READY_CONDITION_TYPE, Readiness, listed_down
+
+# albus's condition types on a Service (LoadBalancerProgrammed, LoadBalancerReady).
+ALBUS_CONDITION_PREFIX = "albus.io/"
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,17 @@ def current_ips(service: dict[str, Any]) -> list[str]:
     return [str(i.get("ip") or i.get("hostname") or "") for i in ingress]
 
 
-def plan(service: dict[str, Any], want: Desired, now: str, ready: Readiness | None = None) -> Plan:
-    """The writes bringing ``service`` to ``want``; ``ready``: the runtime's verdict (None: no runtime read)."""
+def plan(service: dict[str, Any], want: Desired, now: str, ready: Readiness | None = None, *,
+         ours: bool = True) -> Plan:
+    """The writes bringing ``service`` to ``want``; ``ready``: the runtime's verdict (None: no runtime read).
+
+    ``ours``: the Service, as just read, is one albus handles (class, type,
+    namespace selector: ``services.common.service_ownership``). Only such a
+    Service, with something on the bus to say about it, gets albus's status;
+    any other gets at most :func:`release`.
+    """
+    if not ours or want.condition is None:
+        return release(service, want)
     meta = service.get("metadata") or {}
     status = service.get("status") or {}
     ref = f"{meta.get('namespace')}/{meta.get('name')}"
@@ -80,11 +92,6 @@ def plan(service: dict[str, Any], want: Desired, now: str, ready: Readiness | No
     said = str((have or {}).get("message") or "")
     events += [EventSpec("Warning", reason, "Translate", msg) for reason, msg in want.warnings
                if cond is not None and msg not in said]
-    if cond is None and want.removed_vs_names and (current_ips(service) or have is not None):
-        events.append(EventSpec(
-            "Normal", "Removed", "Delete", f"Removed virtualservice {', '.join(want.removed_vs_names)} for {ref}"
-        ))
-
     if ready is not None:
         events += ready_events(have_ready, ready)
 
@@ -94,6 +101,39 @@ def plan(service: dict[str, Any], want: Desired, now: str, ready: Readiness | No
         # replaced as a whole list, so a concurrent writer must not be lost.
         patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": change}
     return Plan(patch, events)
+
+
+def release(service: dict[str, Any], want: Desired) -> Plan:
+    """A Service albus does not serve (any more): take back what albus wrote on it, once, and nothing else.
+
+    Only when this cluster's bus has named the Service (``want.named``) and
+    the Service still carries an ``albus.io/`` condition, the mark of
+    albus's writes: then those conditions go, and of
+    ``status.loadBalancer.ingress`` the addresses albus wrote (those the bus
+    still gives it, and those its Programmed condition says it has). Another
+    controller's addresses and conditions stay. Once taken back there is no
+    ``albus.io/`` condition left, so a replay, or another controller's VIP
+    written later, meets no write at all.
+    """
+    meta = service.get("metadata") or {}
+    status = service.get("status") or {}
+    conds = list(status.get("conditions") or ())
+    mine = [c for c in conds if str(c.get("type") or "").startswith(ALBUS_CONDITION_PREFIX)]
+    if not want.named or not mine:
+        return Plan()
+    change: dict[str, Any] = {"conditions": [c for c in conds if c not in mine] or None}
+    written = set(want.vips) | set(vips_said(conditions.find(conds)))
+    ingress = list((status.get("loadBalancer") or {}).get("ingress") or ())
+    kept = [i for i in ingress if str(i.get("ip") or i.get("hostname") or "") not in written]
+    if len(kept) != len(ingress):
+        change["loadBalancer"] = {"ingress": kept or None}
+    events: list[EventSpec] = []
+    if want.removed_vs_names:
+        events.append(EventSpec(
+            "Normal", "Removed", "Delete",
+            f"Removed virtualservice {', '.join(want.removed_vs_names)} for {meta.get('namespace')}/{meta.get('name')}"
+        ))
+    return Plan({"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": change}, events)
 
 
 def _who(member: str) -> str:

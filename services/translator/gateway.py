@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from services.common import service_ownership as ownership
 from services.common.config import Config
 from services.common.contracts import GatewayStatus, ObjRef, Problem, RouteParentStatus, Severity
 from services.translator import gateway_certs, gateway_http, gateway_l4, gateway_tls, l4, naming, vip
@@ -37,8 +38,8 @@ from services.translator.refs import markers
 CONTROLLER = "ako.vmware.com/avi-lb"
 ROUTE_KINDS = gr.ROUTE_KINDS
 L4_ROUTE_KINDS = gateway_l4.L4_ROUTE_KINDS
-NAME_LABEL = "ako.vmware.com/gateway-name"
-NAMESPACE_LABEL = "ako.vmware.com/gateway-namespace"
+NAME_LABEL = ownership.GATEWAY_NAME_LABEL
+NAMESPACE_LABEL = ownership.GATEWAY_NAMESPACE_LABEL
 
 
 def ours(gateway_class: dict[str, Any] | None) -> bool:

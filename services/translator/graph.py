@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from services.common import service_ownership as ownership
 from services.common.config import Config
 from services.common.contracts import AviObject, GatewayStatus, KubeObject, ObjRef, Problem, Severity
 from services.translator import ako_annotations as ann_keys
@@ -360,12 +361,8 @@ class Graph:
 
     def namespace_selected(self, namespace: str) -> bool:
         """AKO's namespaceSelector: with one set, only labelled namespaces are handled."""
-        sel = self.cfg.AKOSettings.namespaceSelector
-        if not sel.labelKey:
-            return True
         ns = self.objects.get(("Namespace", "", namespace))
-        labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
-        return bool(labels.get(sel.labelKey) == sel.labelValue)
+        return ownership.namespace_selected(((ns or {}).get("metadata") or {}).get("labels"), self.cfg)
 
     def _ours(self, svc: dict[str, Any] | None, namespace: str) -> bool:
         return svc is not None and l4.handles(svc, self.cfg) and self.namespace_selected(namespace)

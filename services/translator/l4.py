@@ -15,6 +15,7 @@ from typing import Any
 
 from services.common.config import Config
 from services.common.contracts import AviObject, GatewayStatus, ObjRef, Problem, VsTree
+from services.common.service_ownership import handles as handles  # shared with health
 from services.translator import ako_annotations as ann_keys
 from services.translator import naming, vip
 from services.translator.infra import Infra
@@ -100,17 +101,6 @@ class L4Plan:
     groups: list[GroupPlan] = field(default_factory=list)
     # A vsdatascriptset named as the VS, run on every connection (TLS passthrough on a Gateway).
     datascript: AviObject | None = None
-
-
-def handles(svc: dict[str, Any], cfg: Config) -> bool:
-    """Is this a LoadBalancer Service for us (AKO's class, or no class when we are the default)?"""
-    spec = svc.get("spec") or {}
-    if spec.get("type") != "LoadBalancer":
-        return False
-    lb_class = spec.get("loadBalancerClass")
-    if lb_class:
-        return bool(lb_class == cfg.L4Settings.loadBalancerClass)
-    return cfg.L4Settings.defaultLBController
 
 
 def common_fields(cfg: Config, tenant: str) -> dict[str, Any]:

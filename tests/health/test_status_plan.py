@@ -98,7 +98,8 @@ def test_deleted_outcome_clears_ingress_and_condition_with_removed_event() -> No
     st = HealthState()
     st.set_outcome("o1", _outcome(deleted=True, vips=()))
     cur = _service(ips=("10.0.0.5",), cond={"type": CONDITION_TYPE, "status": "True", "reason": "Programmed",
-                                            "message": "m", "lastTransitionTime": NOW, "observedGeneration": 1})
+                                            "message": "virtualservice c--shop-web has VIP 10.0.0.5",
+                                            "lastTransitionTime": NOW, "observedGeneration": 1})
     p = plan(cur, st.desired(("shop", "web")), LATER)
     assert p.patch is not None
     assert p.patch["status"] == {"loadBalancer": {"ingress": None}, "conditions": None}
