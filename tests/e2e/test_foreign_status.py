@@ -86,3 +86,42 @@ def test_service_outside_the_selector_keeps_its_status_and_gets_no_event(pipelin
         assert "foreign/web" not in p.logs()
     finally:
         p.core.delete_namespace(foreign_ns)
+
+
+def _albus_conditions(status: dict[str, Any]) -> list[str]:
+    return [c["type"] for c in status.get("conditions") or [] if c["type"].startswith("albus.io/")]
+
+
+def test_unlabelled_namespace_releases_albus_status_once(pipeline: Pipeline) -> None:
+    """A Service that stops being albus's loses albus's conditions and VIP once; a VIP written later stays."""
+    p = pipeline
+    p.core.create_namespaced_service(p.namespace, lb_service("web", PORTS))
+    run_pod(p.core, p.namespace, "web-0", {"app": "web"}, "10.244.1.10", POD_PORTS)
+    vip = wait_for(lambda: p.vips("web"), 60, "albus's VIP")
+    wait_for(lambda: (c := condition(p, "web")) and c["status"] == "True", 60, "albus's Programmed condition")
+
+    p.core.patch_namespace(p.namespace, {"metadata": {"labels": {"albus-e2e": None}}})
+    released = wait_for(lambda: (s := _status(p, p.namespace, "web")["status"]) and not _albus_conditions(s)
+                        and not (s.get("loadBalancer") or {}).get("ingress") and s, 60,
+                        "albus's conditions and VIP taken back")
+    assert not released.get("conditions")
+    wait_for(lambda: [e for e in events(p, "web") if e.reason == "Removed"], 60, "the Removed Event")
+
+    # Another controller takes the Service over; then albus converges a Service elsewhere.
+    p.core.patch_namespaced_service_status("web", p.namespace, {"status": {
+        "loadBalancer": {"ingress": [{"ip": FOREIGN_VIP}]}}})
+    before = _status(p, p.namespace, "web")
+    run_pod(p.core, p.namespace, "web-1", {"app": "web"}, "10.244.1.11", POD_PORTS)
+    other_ns = f"{p.cluster}-more"
+    p.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+        name=other_ns, labels={"albus-e2e": p.cluster})))
+    try:
+        p.core.create_namespaced_service(other_ns, lb_service("api", PORTS))
+        run_pod(p.core, other_ns, "api-0", {"app": "api"}, "10.244.2.10", POD_PORTS)
+        wait_for(lambda: (s := _status(p, other_ns, "api")["status"]) and "albus.io/LoadBalancerReady"
+                 in _albus_conditions(s), 60, "albus's status on a Service in another selected namespace")
+        assert _status(p, p.namespace, "web") == before
+        assert vip != [FOREIGN_VIP]
+        assert [e.reason for e in events(p, "web")].count("Removed") == 1
+    finally:
+        p.core.delete_namespace(other_ns)
