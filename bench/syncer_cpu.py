@@ -19,6 +19,7 @@ import asyncio
 import cProfile
 import io
 import json
+import os
 import pstats
 import signal
 import sys
@@ -33,7 +34,7 @@ import requests
 from albus.broker import NatsServer
 from albus.stack import SimProcess, write_config
 from bench import results
-from bench.machine import cpu_seconds
+from bench.machine import cpu_seconds, memory_mb
 from bench.stack import SELECTOR_KEY, SIM_SEED, VIP_NET
 from bench.translator_tput import events
 from services.common import subjects, tracing
@@ -89,6 +90,7 @@ async def _measure(args: argparse.Namespace, work: Path, natsd: NatsServer, sim:
     t0, c0 = time.monotonic(), time.process_time()
     if prof:
         prof.enable()
+    rss0 = memory_mb(os.getpid()).get("rss_mb", 0.0)  # the harness, its engine and its trees
     replicas = [asyncio.create_task(syncer.run(cfg, stop, f"cpu{i}")) for i in range(args.replicas)]
     try:
         while not marks or marks[-1][2] < len(trees):
@@ -114,7 +116,9 @@ async def _measure(args: argparse.Namespace, work: Path, natsd: NatsServer, sim:
     out: dict[str, Any] = {
         "trees": len(trees), "seconds": round(last[0], 2), "steady_trees_per_s": round(n / (last[0] - first[0]), 1),
         "cpu_ms_per_tree": {k: round(v, 2) for k, v in per_tree.items()},
-        "cpu_ms_per_tree_total": round(sum(per_tree.values()), 2)}
+        "cpu_ms_per_tree_total": round(sum(per_tree.values()), 2),
+        # this process: the harness (its engine and trees) before the replicas start, and the peak after
+        "rss_before_replicas_mb": rss0, "peak_rss_mb": memory_mb(os.getpid()).get("peak_rss_mb")}
     if prof:
         text = io.StringIO()
         pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(60)

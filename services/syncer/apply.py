@@ -130,9 +130,10 @@ class TreeApplier:
         # The cache must have been listed after this moment (monotonic) to be
         # trusted: raised when a partition is taken and at every resync.
         self.fresh_since = 0.0
-        # The last tree applied per (tenant, vs): its objects are candidates for
-        # clean-up when the next tree drops them (the controller walk covers restarts).
-        self._previous: dict[tuple[str, str], VsTree] = {}
+        # The objects of the last tree applied per (tenant, vs): candidates for clean-up
+        # when the next tree drops them (the controller walk covers restarts). Keys, not
+        # the tree: the partition holds the tree, and 10,000 copies cost memory.
+        self._previous: dict[tuple[str, str], frozenset[Key]] = {}
         # Trees whose last attempt failed: their objects are re-read before the next.
         self._suspect: set[tuple[str, str]] = set()
         # Trees that have begun writing and not yet finished: enough that every call slot always
@@ -175,7 +176,7 @@ class TreeApplier:
         if tree.deleted:
             self._previous.pop(key, None)
         else:
-            self._previous[key] = tree
+            self._previous[key] = frozenset((o.type, o.name) for o in tree.objects)
         return self._outcome(tree, counter, ok=True)
 
     # -- reading -----------------------------------------------------------
@@ -189,11 +190,10 @@ class TreeApplier:
         """What the VS uses on the controller now, plus what the last tree held."""
         vs_key = ("virtualservice", run.tree.vs_name)
         old = run.tc.referenced_from(vs_key) | run.tc.vh_children(vs_key)
-        if run.tc.get(*vs_key) is not None:
+        if run.tc.has(*vs_key):
             old.add(vs_key)
-        prev = self._previous.get((run.tree.tenant, run.tree.vs_name))
-        if prev is not None:
-            old |= {(o.type, o.name) for o in prev.objects if run.tc.get(o.type, o.name) is not None}
+        prev = self._previous.get((run.tree.tenant, run.tree.vs_name), frozenset())
+        old |= {key for key in prev if run.tc.has(*key)}
         return old
 
     # -- writing -----------------------------------------------------------
@@ -201,7 +201,7 @@ class TreeApplier:
     async def _apply_tree(self, run: _Run) -> None:
         tree = run.tree
         old = self._old_objects(run)
-        exists = [run.tc.get(o.type, o.name) is not None for o in tree.objects]
+        exists = [run.tc.has(o.type, o.name) for o in tree.objects]
         try:
             if not any(exists) and self.macro_supported is not False and await self._macro(run):
                 pass
@@ -257,7 +257,7 @@ class TreeApplier:
         self.macro_supported = True
         self._absorb_macro_reply(run, reply.body)
         for obj in run.tree.objects:
-            if run.tc.get(obj.type, obj.name) is None:
+            if not run.tc.has(obj.type, obj.name):
                 await self.cache.reread(run.tree.tenant, obj.type, obj.name, run.counter)
         return True
 

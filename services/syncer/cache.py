@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+import msgpack
 
 from services.syncer.avi_client import CallCounter, ControllerClient, ControllerError, error_text
 from services.syncer.refs import is_ref_field, parse_ref
@@ -54,47 +55,96 @@ def owned_by(obj: dict[str, Any], cluster: str) -> bool:
     )
 
 
-@dataclass
+def _vh_parent(obj: dict[str, Any]) -> str | None:
+    """The name of the VH parent an SNI child VS names, if it is one."""
+    ref = obj.get("vh_parent_vs_ref")
+    parsed = parse_ref(ref) if isinstance(ref, str) else None
+    return parsed.name if parsed is not None and parsed.name else None
+
+
 class TenantObjects:
-    tenant: str
-    objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
-    loaded_at: float = 0.0
+    """One tenant's objects of this cluster, each held packed (msgpack) and unpacked when read.
+
+    As Python dicts the controller's objects for 10,000 Services took about
+    250 MB of the syncer's memory; packed they take a fifth of that, and an
+    apply reads only the few objects of its own tree. A read returns a fresh
+    copy: changing it never changes the cache.
+    """
+
+    def __init__(self, tenant: str, objects: Mapping[Key, dict[str, Any]] | None = None,
+                 loaded_at: float = 0.0) -> None:
+        self.tenant = tenant
+        self.loaded_at = loaded_at
+        self._packed: dict[Key, bytes] = {}
+        self._parent_of: dict[Key, str] = {}  # SNI child VS -> its VH parent's name
+        self._children: dict[str, set[Key]] = {}  # VH parent's name -> its SNI children
+        self.replace(objects or {})
+
+    def replace(self, objects: Mapping[Key, dict[str, Any]]) -> None:
+        """In place: applies under way keep one live view of the tenant."""
+        self._packed.clear()
+        self._parent_of.clear()
+        self._children.clear()
+        for key, obj in objects.items():
+            self.put(key, obj)
+
+    def put(self, key: Key, obj: dict[str, Any]) -> None:
+        self.pop(key)
+        self._packed[key] = msgpack.packb(obj, use_bin_type=True)
+        parent = _vh_parent(obj) if key[0] == "virtualservice" else None
+        if parent is not None:
+            self._parent_of[key] = parent
+            self._children.setdefault(parent, set()).add(key)
+
+    def pop(self, key: Key) -> None:
+        self._packed.pop(key, None)
+        parent = self._parent_of.pop(key, None)
+        if parent is not None:
+            kids = self._children.get(parent, set())
+            kids.discard(key)
+            if not kids:
+                self._children.pop(parent, None)
+
+    def has(self, obj_type: str, name: str) -> bool:
+        return (obj_type, name) in self._packed
 
     def get(self, obj_type: str, name: str) -> dict[str, Any] | None:
-        return self.objects.get((obj_type, name))
+        raw = self._packed.get((obj_type, name))
+        if raw is None:
+            return None
+        obj: dict[str, Any] = msgpack.unpackb(raw, raw=False)
+        return obj
+
+    def __len__(self) -> int:
+        return len(self._packed)
 
     def referenced_from(self, root: Key) -> set[Key]:
         """Every cached object reachable from ``root`` through references (``root`` excluded)."""
         seen: set[Key] = set()
         todo = [root]
         while todo:
-            obj = self.objects.get(todo.pop())
+            obj = self.get(*todo.pop())
             if obj is None:
                 continue
             for key in _refs_in(obj):
-                if key in self.objects and key not in seen and key != root:
+                if key in self._packed and key not in seen and key != root:
                     seen.add(key)
                     todo.append(key)
         return seen
 
     def vh_children(self, parent: Key) -> set[Key]:
         """The SNI children of a VH parent VS and what they use: they refer to it, it never to them."""
-        obj = self.objects.get(parent)
+        obj = self.get(*parent)
         if obj is None or obj.get("type") != "VS_TYPE_VH_PARENT":
             return set()
         kids: set[Key] = set()
-        for key, o in self.objects.items():
-            ref = o.get("vh_parent_vs_ref") if key[0] == "virtualservice" else None
-            parsed = parse_ref(ref) if isinstance(ref, str) else None
-            if parsed is not None and parsed.name == parent[1]:
-                kids |= {key} | self.referenced_from(key)
+        for key in self._children.get(parent[1], set()):
+            kids |= {key} | self.referenced_from(key)
         return kids
 
     def child_first(self, keys: list[Key]) -> list[Key]:
         """``keys`` in deletion order with VH children before every other VS (a parent in use cannot go)."""
-        def is_child(k: Key) -> bool:
-            return k[0] == "virtualservice" and bool((self.objects.get(k) or {}).get("vh_parent_vs_ref"))
-        return [k for k in keys if is_child(k)] + [k for k in keys if not is_child(k)]
+        return [k for k in keys if k in self._parent_of] + [k for k in keys if k not in self._parent_of]
 
 
 def _refs_in(value: Any, ref: bool = False) -> Iterable[Key]:
@@ -150,9 +200,8 @@ class ObjectCache:
                 return cur
             stamp = time.monotonic()
             objects = await self.list_owned(tenant, counter)
-            # In place: applies under way keep one live view of the tenant.
             tc = self.tenant_objects(tenant)
-            tc.objects = objects
+            tc.replace(objects)
             tc.loaded_at = stamp
             return tc
 
@@ -160,15 +209,14 @@ class ObjectCache:
         return self._tenants.setdefault(tenant, TenantObjects(tenant=tenant))
 
     def store(self, tenant: str, obj_type: str, obj: dict[str, Any]) -> None:
-        tc = self._tenants.setdefault(tenant, TenantObjects(tenant=tenant))
         name = obj.get("name")
         if isinstance(name, str):
-            tc.objects[(obj_type, name)] = obj
+            self.tenant_objects(tenant).put((obj_type, name), obj)
 
     def drop(self, tenant: str, obj_type: str, name: str) -> None:
         tc = self._tenants.get(tenant)
         if tc is not None:
-            tc.objects.pop((obj_type, name), None)
+            tc.pop((obj_type, name))
 
     async def reread(
         self, tenant: str, obj_type: str, name: str, counter: CallCounter | None = None

@@ -32,7 +32,7 @@ Publish = Callable[[ApplyOutcome], Awaitable[None]]
 
 @dataclass
 class _Slot:
-    latest: VsTree
+    latest: bytes  # the newest tree as it came: decoded when applied (10,000 decoded trees cost memory)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     busy: bool = False
@@ -97,12 +97,12 @@ class PartitionWorker:
         key = (tree.tenant, tree.vs_name)
         slot = self.slots.get(key)
         if slot is None:
-            slot = self.slots[key] = _Slot(latest=tree)
+            slot = self.slots[key] = _Slot(latest=d.data)
             slot.task = asyncio.create_task(self._run(key, slot), name=f"vs {tree.vs_name}")
         else:
             if slot.wake.is_set() and (sc := tracing.span_context_of(slot.headers)) is not None:
                 slot.superseded.append(sc)
-            slot.latest = tree
+            slot.latest = d.data
         slot.headers = d.headers
         slot.new_tree = True
         slot.wake.set()
@@ -118,7 +118,8 @@ class PartitionWorker:
             if self._stopping:
                 return
             slot.wake.clear()
-            tree = slot.latest
+            raw = slot.latest
+            tree = decode(raw, VsTree)
             slot.busy = True
             fenced = False
             try:
@@ -147,7 +148,7 @@ class PartitionWorker:
                 continue
             if outcome is not None and outcome.ok:
                 slot.failures = 0
-                if tree.deleted and slot.latest is tree:
+                if tree.deleted and slot.latest is raw:
                     self.slots.pop(key, None)  # nothing left to do for it
                     return
                 continue

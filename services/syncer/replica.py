@@ -140,8 +140,11 @@ class SyncerReplica:
         wanted = assigned(self.replica_id, members)
         for part in sorted(set(self.workers) - wanted):
             await self._drop(part, release=True)
-        for part in sorted(self.workers):
-            if not await self.leases.renew(part):
+        # All at once: one after the other, 64 renewals on a busy loop took longer than the
+        # lease lasts, and every partition was lost and replayed together.
+        held = sorted(self.workers)
+        for part, renewed in zip(held, await asyncio.gather(*(self.leases.renew(p) for p in held)), strict=True):
+            if not renewed:
                 await self._drop(part, release=False)
         for part in sorted(wanted - set(self.workers)):
             await self._take(part)
