@@ -308,7 +308,12 @@ class Bus:
         )
         follower = Follower(sub=sub)
         self.followers[:] = [f for f in self.followers if not f.stopped] + [follower]
-        info = await sub.consumer_info()
+        try:
+            info = await sub.consumer_info()
+        except BaseException:
+            # Already delivering: left running, a caller that tries again would be fed twice, for ever.
+            await follower.stop()
+            raise
         # Nothing matched at creation: caught up now. Otherwise the callback
         # sets it on the message with no pending after it, once handled.
         if info.num_pending == 0 and (info.delivered is None or info.delivered.consumer_seq == 0):

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -114,6 +115,8 @@ class LeaseBook:
         self._leases: KeyValue | None = None
         # Tests run replicas with short TTLs in buckets of their own (a bucket's TTL is fixed).
         self.bucket_suffix = bucket_suffix
+        # Set (and replaced) after every round of renewals: what a fenced worker waits for.
+        self._renewed = asyncio.Event()
 
     def _member_key(self) -> str:
         return f"{self.cluster}.{self.replica_id}"
@@ -219,11 +222,27 @@ class LeaseBook:
             rev = await self.leases_kv.update(self._lease_key(part), lease.token.encode(), last=lease.revision)
         except Exception as exc:
             log.warning("lease %d lost: %s", part, exc)
-            self.held.pop(part, None)
+            # Released or claimed afresh meanwhile (renewals run beside the rebalancing): keep the new claim.
+            if self.held.get(part) is lease:
+                del self.held[part]
             return False
         lease.revision = rev
         lease.renewed_at = now
         return True
+
+    async def renew_all(self) -> None:
+        """Renew every held lease at once; a lost one leaves ``held`` (its worker is dropped by the replica).
+
+        All at once: one after the other, 64 renewals on a busy loop took longer than the lease lasts.
+        """
+        held = sorted(self.held)
+        await asyncio.gather(*(self.renew(p) for p in held))
+        renewed, self._renewed = self._renewed, asyncio.Event()
+        renewed.set()
+
+    def next_renewal(self) -> asyncio.Event:
+        """Set when the next round of renewals is over: a fence refused for an overdue renewal may pass then."""
+        return self._renewed
 
     async def release(self, part: int) -> None:
         lease = self.held.pop(part, None)

@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanContext
 from services.common import subjects, tracing
 from services.common.bus import Bus, Delivery, Follower
 from services.common.contracts import ApplyOutcome, VsTree, decode
+from services.common.resync import first_of
 from services.syncer.apply import Fence, TreeApplier
 from services.syncer.leases import LeaseLost
 from services.syncer.metrics import APPLY_SECONDS
@@ -54,6 +55,7 @@ class PartitionWorker:
         *,
         retry_base: float = 1.0,
         retry_max: float = 120.0,
+        next_renewal: Callable[[], asyncio.Event] | None = None,
     ) -> None:
         self.part = part
         self.cluster = cluster
@@ -63,6 +65,8 @@ class PartitionWorker:
         self.publish = publish
         self.retry_base = retry_base
         self.retry_max = retry_max
+        # What a fenced VS waits for (the lease's next renewal); without it, it polls every retry_base.
+        self.next_renewal = next_renewal
         self.slots: dict[tuple[str, str], _Slot] = {}
         self.follower: Follower | None = None
         self._stopping = False
@@ -142,8 +146,7 @@ class PartitionWorker:
                 if not fenced:
                     self.evaluated.add(key)
             if fenced:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(slot.wake.wait(), self.retry_base)
+                await self._fenced_wait(slot)
                 slot.wake.set()
                 continue
             if outcome is not None and outcome.ok:
@@ -158,6 +161,20 @@ class PartitionWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(slot.wake.wait(), delay)
             slot.wake.set()
+
+    async def _fenced_wait(self, slot: _Slot) -> None:
+        """Until the lease is renewed (or a newer tree comes), then try again.
+
+        Not a poll: thousands of VSes re-reading and re-diffing their trees every
+        retry_base crowded the event loop that renews the lease, so renewals got
+        later still and the fence refused every tree for good.
+        """
+        if self.next_renewal is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(slot.wake.wait(), self.retry_base)
+            return
+        # The deadline only backs the event up; the replica stops this worker if the lease is really lost.
+        await first_of(slot.wake, self.next_renewal(), timeout=self.retry_max)
 
     async def _apply(self, tree: VsTree, slot: _Slot) -> ApplyOutcome:
         """Apply and publish the outcome in a span caused by the tree's; retries are events on it.

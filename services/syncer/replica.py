@@ -113,6 +113,7 @@ class SyncerReplica:
         worker = PartitionWorker(
             part, self.cluster, self.bus, self.applier, self._fence_for(part), self.publish,
             retry_base=self.timing.retry_base, retry_max=self.timing.retry_max,
+            next_renewal=self.leases.next_renewal,
         )
         self.workers[part] = worker
         if part == GC_PARTITION:
@@ -135,26 +136,41 @@ class SyncerReplica:
         log.info("replica %s: left partition %d", self.replica_id, part)
 
     async def _rebalance(self) -> None:
-        await self.leases.heartbeat()
         members = await self.leases.members()
         wanted = assigned(self.replica_id, members)
         for part in sorted(set(self.workers) - wanted):
             await self._drop(part, release=True)
-        # All at once: one after the other, 64 renewals on a busy loop took longer than the
-        # lease lasts, and every partition was lost and replayed together.
-        held = sorted(self.workers)
-        for part, renewed in zip(held, await asyncio.gather(*(self.leases.renew(p) for p in held)), strict=True):
-            if not renewed:
-                await self._drop(part, release=False)
+        # Renewed by _keep_alive; a lease it lost has left the book.
+        for part in sorted(set(self.workers) - set(self.leases.held)):
+            await self._drop(part, release=False)
         for part in sorted(wanted - set(self.workers)):
             await self._take(part)
         if self._refresh_since:
             since, self._refresh_since = self._refresh_since, 0.0
             await self._reload(since)
-        for part, worker in self.workers.items():
-            if worker.follower is None:
-                await worker.start()
-                log.debug("partition %d following %s", part, worker.filter_subject)
+        # Together: one by one, 64 consumers took seconds to create on a loop busy with their trees.
+        starting = [w for w in self.workers.values() if w.follower is None]
+        # Every start awaited (none left running into the next tick); a failed one is tried again then.
+        for w, exc in zip(starting, await asyncio.gather(*(w.start() for w in starting), return_exceptions=True),
+                          strict=True):
+            if isinstance(exc, BaseException):
+                log.warning("replica %s: following partition %d: %r", self.replica_id, w.part, exc)
+
+    async def _keep_alive(self, stop: asyncio.Event) -> None:
+        """Renew the leases and the membership every tick, on a clock of their own.
+
+        In the tick loop they waited for the rebalancing, the cache reload, the
+        consumers' creation, GC: under load the renewals came later than the
+        fence allows (60 % of the TTL), every tree was refused, and the refused
+        trees crowded the loop until the leases expired altogether.
+        """
+        while not stop.is_set():
+            try:
+                await self.leases.renew_all()
+                await self.leases.heartbeat()
+            except Exception as exc:  # the bus is away: the next tick tries again
+                log.warning("replica %s: renewals and heartbeat: %s", self.replica_id, exc)
+            await first_of(stop, timeout=self.timing.tick)
 
     async def _reload(self, since: float) -> None:
         tenants = set(self.cache.tenants()) | {self.cfg.tenant}
@@ -264,8 +280,10 @@ class SyncerReplica:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.leases.open()
+        await self.leases.heartbeat()
         self._next_resync = time.monotonic() + self.timing.resync
         await self.resync.start()
+        keep_alive = asyncio.create_task(self._keep_alive(stop), name=f"syncer {self.replica_id} leases")
         try:
             while not stop.is_set():
                 try:
@@ -280,6 +298,9 @@ class SyncerReplica:
                     log.exception("replica %s: tick failed", self.replica_id)
                 await first_of(stop, self.resync.needed, timeout=self.timing.tick)
         finally:
+            # Before the leases are given back: a renewal racing a release would keep one alive.
+            keep_alive.cancel()
+            await asyncio.gather(keep_alive, return_exceptions=True)
             await self.resync.stop()
             await self.shutdown()
 

@@ -59,3 +59,55 @@ async def test_a_fenced_apply_is_retried_and_the_partition_is_not_settled_meanwh
     finally:
         await worker.stop()
         await bus.close()
+
+
+async def test_a_fenced_vs_waits_for_the_next_renewal_rather_than_polling(
+    sim: SimServer, nats_server: NatsServer, client_factory: list[ControllerClient]
+) -> None:
+    """Thousands of fenced VSes polling every retry_base crowded the loop that renews the leases."""
+    bus = await Bus.connect(nats_server.url, "fence-renewal-test")
+    await bus.ensure_streams()
+    tree = l4_tree(C, "renewal")
+    part = subjects.partition_of(C, tree.vs_name)
+    allowed = asyncio.Event()  # the lease renewed: the fence passes
+    renewal = asyncio.Event()
+    refusals = asked = 0
+
+    async def fence() -> None:
+        nonlocal refusals
+        if not allowed.is_set():
+            refusals += 1
+            raise LeaseLost(f"partition {part}: renewal overdue")
+
+    def next_renewal() -> asyncio.Event:
+        nonlocal asked
+        asked += 1
+        return renewal
+
+    outcomes: list[ApplyOutcome] = []
+
+    async def publish(o: ApplyOutcome) -> None:
+        outcomes.append(o)
+
+    # A retry timer far beyond the test's deadlines: only the renewal can let the VS through.
+    worker = PartitionWorker(part, C, bus, make_applier(sim, C, client_factory), fence, publish,
+                             retry_base=0.01, retry_max=3600.0, next_renewal=next_renewal)
+    await bus.publish(subjects.avi_tree(C, tree.tenant, tree.vs_name), tree)
+    await worker.start()
+    try:
+        async def waiting_for_renewal() -> None:
+            while asked < 1:
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(waiting_for_renewal(), 30)
+        assert refusals == 1 and not outcomes and not worker.settled
+        allowed.set()
+        renewal.set()
+
+        async def applied() -> None:
+            while not (outcomes and worker.settled):
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(applied(), 30)
+        assert outcomes[-1].ok and refusals == 1
+    finally:
+        await worker.stop()
+        await bus.close()

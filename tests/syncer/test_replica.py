@@ -304,3 +304,42 @@ async def test_a_failed_tree_is_retried_until_it_converges_and_blocks_no_other(
     await until(lambda: ok(good), what="another tree applied meanwhile")
     await until(lambda: ok(bad), what="the failed tree retried until it succeeds")
     assert len(our_objects(sim_admin, f"{cluster}--default-bad")) == 4
+
+
+async def test_leases_are_renewed_and_trees_applied_while_the_tick_loop_is_held_up(
+    sim: SimServer, replicas: Callable[..., Awaitable[Running]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen under load: the tick loop ran late (cache reload, consumers' creation), the renewals waited
+    for it, the fence refused every tree, and the leases expired: trees on the bus were not applied."""
+    cluster = "rep-late-tick"
+    run = await replicas(sim, cluster, "r1")
+    replica, bus = run.replica, run.bus
+    await until(lambda: len(replica.workers) == subjects.PARTITIONS, what="all partitions")
+    workers = dict(replica.workers)
+    entered, release = asyncio.Event(), asyncio.Event()
+    answer = replica._answer
+
+    async def held_up() -> None:  # a tick step that takes longer than the leases last
+        entered.set()
+        await release.wait()
+        await answer()
+
+    monkeypatch.setattr(replica, "_answer", held_up)
+    try:
+        await until(entered.is_set, what="the tick loop held up")
+        since = time.monotonic()
+        # Past the lease's TTL with the tick loop still held up.
+        await until(lambda: time.monotonic() - since > replica.timing.lease_ttl, what="a lease's lifetime")
+        tree = l4_tree(cluster, "late-tick")
+        await _publish(bus, tree)
+
+        async def applied() -> bool:
+            o = await _outcome(bus, tree)
+            return o is not None and o.ok and o.checksum == tree.checksum
+
+        await until(applied, timeout=30, what="the tree applied while the tick loop is held up")
+        assert not release.is_set()
+        # Nothing was lost and taken again meanwhile.
+        assert replica.workers == workers and set(replica.leases.held) == set(workers)
+    finally:
+        release.set()
