@@ -167,7 +167,10 @@ class SyncerReplica:
         while not stop.is_set():
             try:
                 await self.leases.renew_all()
-                await self.leases.heartbeat()
+                # While the tick loop runs on time its status report keeps the membership alive; when
+                # it does not, this bare heartbeat replaces that status: a late replica is not read as settled.
+                if time.monotonic() - self.leases.member_written_at >= self.timing.member_ttl / 2:
+                    await self.leases.heartbeat()
             except Exception as exc:  # the bus is away: the next tick tries again
                 log.warning("replica %s: renewals and heartbeat: %s", self.replica_id, exc)
             await first_of(stop, timeout=self.timing.tick)
