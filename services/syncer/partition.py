@@ -126,6 +126,7 @@ class PartitionWorker:
             tree = decode(raw, VsTree)
             slot.busy = True
             fenced = False
+            outcome: ApplyOutcome | None = None
             try:
                 outcome = await self._apply(tree, slot)
             except LeaseLost as exc:
@@ -134,16 +135,18 @@ class PartitionWorker:
                 # really moved, the replica stops this worker; until then the VS
                 # stays pending (not settled) and is tried again shortly.
                 log.info("partition %d: %s; %s waits", self.part, exc, tree.vs_name)
-                fenced, outcome = True, None
+                fenced = True
             except Exception:
                 log.exception("partition %d: applying %s failed unexpectedly", self.part, tree.vs_name)
-                outcome = None
                 self.reported.discard(key)
             else:
                 self.reported.add(key)
             finally:
                 slot.busy = False
-                if not fenced:
+                # Evaluated once an outcome (an error's too) is on the bus. One that failed without
+                # any (a bus or fence request timing out on a busy loop) is still pending: counted
+                # settled, it left Services without a VIP while the replica said it was done.
+                if outcome is not None:
                     self.evaluated.add(key)
             if fenced:
                 await self._fenced_wait(slot)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from nats.errors import TimeoutError as NatsTimeoutError
 from syncer_helpers import make_applier
 from syncer_trees import l4_tree
 
@@ -108,6 +109,53 @@ async def test_a_fenced_vs_waits_for_the_next_renewal_rather_than_polling(
                 await asyncio.sleep(0.02)
         await asyncio.wait_for(applied(), 30)
         assert outcomes[-1].ok and refusals == 1
+    finally:
+        await worker.stop()
+        await bus.close()
+
+
+async def test_a_vs_that_failed_without_an_outcome_keeps_the_partition_unsettled(
+    sim: SimServer, nats_server: NatsServer, client_factory: list[ControllerClient]
+) -> None:
+    """Seen under load: the replica reported itself settled while VSes had no outcome and no controller call."""
+    bus = await Bus.connect(nats_server.url, "unsettled-test")
+    await bus.ensure_streams()
+    tree = l4_tree(C, "timeout")
+    part = subjects.partition_of(C, tree.vs_name)
+    healthy = asyncio.Event()
+    checks = 0
+
+    async def fence() -> None:  # the lease check's request times out on a crowded loop
+        nonlocal checks
+        checks += 1
+        if not healthy.is_set():
+            raise NatsTimeoutError
+
+    outcomes: list[ApplyOutcome] = []
+
+    async def publish(o: ApplyOutcome) -> None:
+        outcomes.append(o)
+
+    # Its retry far beyond the test's deadlines: the state after the failure is stable while looked at.
+    worker = PartitionWorker(part, C, bus, make_applier(sim, C, client_factory), fence, publish,
+                             retry_base=3600.0, retry_max=3600.0)
+    await bus.publish(subjects.avi_tree(C, tree.tenant, tree.vs_name), tree)
+    await worker.start()
+    try:
+        async def failed_once() -> None:
+            while not (checks == 1 and worker.slots and all(s.failures == 1 for s in worker.slots.values())):
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(failed_once(), 30)
+        assert worker.follower is not None and worker.follower.caught_up.is_set()
+        assert not outcomes and not worker.settled
+        healthy.set()
+        worker.resync()  # apply again now rather than after the back-off
+
+        async def applied() -> None:
+            while not (outcomes and worker.settled):
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(applied(), 30)
+        assert outcomes[-1].ok
     finally:
         await worker.stop()
         await bus.close()
