@@ -167,18 +167,33 @@ class ProbeSettings(_Section):
         return int(getattr(self, service, 0))
 
 
+class WebhookService(_Section):
+    """The Service in front of health's webhook, as the API server is told to call it (in a cluster)."""
+
+    namespace: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    port: int = Field(default=443, ge=1, le=65535)
+
+    @property
+    def host(self) -> str:
+        """The name the API server checks the serving certificate against."""
+        return f"{self.name}.{self.namespace}.svc"
+
+
 class ReadinessGateSettings(_Section):
     """Health's mutating admission webhook for the pod readiness gate (docs/health.md#readiness-gate).
 
     ``port`` 0 leaves it off. It serves HTTPS on ``address`` with a
     certificate from a CA it makes itself in ``certDir`` (a temporary
     directory when empty) and registers its MutatingWebhookConfiguration
-    (failure policy Ignore) at start.
+    (failure policy Ignore) at start: by ``service`` when set (the chart),
+    else by the URL of ``address`` and ``port`` (``albus up``, tests).
     """
 
     port: int = Field(default=0, ge=0, le=65535)
     address: str = "127.0.0.1"
     certDir: str = ""
+    service: WebhookService | None = None
 
 
 class AlbusSettings(_Section):

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from services.common.config import WebhookService
 from services.common.contracts import KubeObject
 
 # GATE_TYPE and gated re-exported: health's modules and tests read them here.
@@ -78,14 +79,23 @@ def review_response(review: dict[str, Any], patch: list[dict[str, Any]]) -> dict
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
-def registration(ca_pem: bytes, url: str) -> dict[str, Any]:
-    """The MutatingWebhookConfiguration: pods created in opted-in namespaces; fail open."""
+def registration(ca_pem: bytes, url: str, service: WebhookService | None = None) -> dict[str, Any]:
+    """The MutatingWebhookConfiguration: pods created in opted-in namespaces; fail open.
+
+    Called by ``service`` when given (the API server resolves it in the
+    cluster), else at ``url``.
+    """
+    client: dict[str, Any] = {"url": url}
+    if service is not None:
+        client = {"service": {"namespace": service.namespace, "name": service.name, "port": service.port,
+                              "path": PATH}}
+    client["caBundle"] = base64.b64encode(ca_pem).decode()
     return {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": CONFIGURATION_NAME, "labels": {"app.kubernetes.io/name": "albus"}},
         "webhooks": [{
             "name": WEBHOOK_NAME,
-            "clientConfig": {"url": url, "caBundle": base64.b64encode(ca_pem).decode()},
+            "clientConfig": client,
             "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
                        "scope": "Namespaced"}],
             "namespaceSelector": {"matchLabels": {OPT_IN_LABEL: OPT_IN_VALUE}},

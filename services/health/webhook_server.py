@@ -1,7 +1,8 @@
 """Health's HTTPS endpoint for the kube-apiserver's admission calls, and its registration.
 
-Serves ``POST /mutate-pods`` (AdmissionReview v1) on a loopback address
-with the certificate from ``webhook_tls``; the answer is always "allowed",
+Serves ``POST /mutate-pods`` (AdmissionReview v1) on the configured
+address (loopback unless the chart runs it behind a Service) with the
+certificate from ``webhook_tls``; the answer is always "allowed",
 with the readiness gate added when ``readiness_gate.mutation`` says so.
 Registration replaces the MutatingWebhookConfiguration at start, so a new
 CA or address takes effect; nothing removes it at stop (pods created while
@@ -22,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
-from services.common.config import Config
+from services.common.config import Config, WebhookService
 from services.common.kube import request_json
 from services.health import readiness_gate, webhook_tls
 from services.health.gate_opener import GateOpener
@@ -84,9 +85,9 @@ class WebhookServer:
             self._runner = None
 
 
-def register(api: Any, ca_pem: bytes, url: str) -> None:
+def register(api: Any, ca_pem: bytes, url: str, service: WebhookService | None = None) -> None:
     """Create or replace albus's MutatingWebhookConfiguration (blocking)."""
-    body = readiness_gate.registration(ca_pem, url)
+    body = readiness_gate.registration(ca_pem, url, service)
     path = f"{_MWC}/{readiness_gate.CONFIGURATION_NAME}"
     try:
         cur = request_json(api, "GET", path, timeout=30)
@@ -104,11 +105,13 @@ async def start_webhook(cfg: Config, api: Any, gates: GateOpener) -> WebhookServ
     """Serve the webhook as configured (``albus.readinessGate``) and register it."""
     rg = cfg.albus.readinessGate
     cert_dir = Path(rg.certDir) if rg.certDir else Path(tempfile.mkdtemp(prefix="albus-webhook-"))
-    tls = await asyncio.to_thread(webhook_tls.ensure, cert_dir, rg.address)
+    # Called by Service, the API server checks the certificate against the Service's DNS name.
+    host = rg.service.host if rg.service is not None else rg.address
+    tls = await asyncio.to_thread(webhook_tls.ensure, cert_dir, host)
     server = WebhookServer(rg.address, rg.port, tls, gates.mutate)
     await server.start()
     try:
-        await asyncio.to_thread(register, api, tls.ca_pem, server.url)
+        await asyncio.to_thread(register, api, tls.ca_pem, server.url, rg.service)
     except Exception:
         await server.stop()
         raise

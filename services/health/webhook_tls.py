@@ -63,19 +63,28 @@ def _ca(d: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     return cert, key
 
 
+def _sans(cert: x509.Certificate) -> list[x509.GeneralName]:
+    try:
+        return list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return []
+
+
 def ensure(d: Path, host: str) -> WebhookTls:
     """The CA and a serving certificate for ``host`` (an IP or a DNS name) in ``d``, made when missing or old."""
     d.mkdir(parents=True, exist_ok=True)
     ca, ca_key = _ca(d)
     cert_file, key_file = d / "webhook.crt", d / "webhook.key"
-    if cert_file.exists() and key_file.exists():
-        cur = x509.load_pem_x509_certificate(cert_file.read_bytes())
-        if cur.issuer == ca.subject and cur.not_valid_after_utc - dt.datetime.now(dt.UTC) > _RENEW_BEFORE:
-            return WebhookTls(ca.public_bytes(serialization.Encoding.PEM), cert_file, key_file)
     try:
         san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
         san = x509.DNSName(host)
+    if cert_file.exists() and key_file.exists():
+        cur = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        # A certificate for another host (the address changed, or a Service now fronts it) is made anew.
+        if (cur.issuer == ca.subject and san in _sans(cur)
+                and cur.not_valid_after_utc - dt.datetime.now(dt.UTC) > _RENEW_BEFORE):
+            return WebhookTls(ca.public_bytes(serialization.Encoding.PEM), cert_file, key_file)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder()

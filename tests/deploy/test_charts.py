@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from services.common.config import parse_config
+from services.common.config import WebhookService, parse_config
+from services.health import readiness_gate
 from tests.deploy import hub_permissions
 from tests.deploy.charts import AKO_VALUES, ALBUS, HUB, HUB_VALUES, REPO, find, helm, render
 
@@ -113,6 +114,32 @@ def test_albus_chart_objects() -> None:
     with_syncer = render(ALBUS, sets={"syncer.enabled": "true", "nats.leaf.enabled": "true"})
     assert {o["metadata"]["name"] for o in with_syncer if o["kind"] == "Deployment"} == {
         "albus-watcher", "albus-translator", "albus-health", "albus-syncer", "albus-nats-leaf"}
+
+
+def test_readiness_gate_renders_its_service_port_and_configuration() -> None:
+    off = render(ALBUS)
+    assert parse_config(_config(off)).albus.readinessGate.port == 0  # off by default: no webhook
+    assert not [o for o in off if o["kind"] == "Service"]
+    objs = render(ALBUS, [AKO_VALUES], {"readinessGate.enabled": "true"}, namespace="avi-system")
+    gate = parse_config(_config(objs)).albus.readinessGate
+    assert (gate.port, gate.address) == (9443, "0.0.0.0")  # the API server calls the pod's address
+    assert gate.service == WebhookService(namespace="avi-system", name="albus-webhook", port=443)
+    svc = find(objs, "Service", "-webhook")
+    health = find(objs, "Deployment", "-health")
+    assert svc["spec"]["selector"] == health["spec"]["selector"]["matchLabels"]
+    assert svc["spec"]["ports"] == [{"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}]
+    [container] = health["spec"]["template"]["spec"]["containers"]
+    assert {"name": "webhook", "containerPort": 9443, "protocol": "TCP"} in container["ports"]
+    for other in (find(objs, "Deployment", "-watcher"), find(objs, "Deployment", "-translator")):
+        assert [p["name"] for p in other["spec"]["template"]["spec"]["containers"][0]["ports"]] == ["metrics"]
+    # Health may create its configuration and update it (by name) when its CA or Service changes.
+    rules = find(objs, "ClusterRole", "-health")["rules"]
+    mwc = [r for r in rules if r["resources"] == ["mutatingwebhookconfigurations"]]
+    assert {v for r in mwc for v in r["verbs"]} >= {"create", "get", "update"}
+    assert [r.get("resourceNames") for r in mwc if "update" in r["verbs"]] == [[readiness_gate.CONFIGURATION_NAME]]
+    # Two health replicas would register two CAs behind one Service: refused.
+    out = helm("template", "albus", str(ALBUS), "--set", "readinessGate.enabled=true", "--set", "health.replicas=2")
+    assert out.returncode != 0 and "health.replicas 1" in out.stderr
 
 
 def test_rbac_is_the_repository_clusterrole() -> None:

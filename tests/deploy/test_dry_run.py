@@ -29,6 +29,7 @@ RENDERS: dict[str, tuple[Path, list[Path], dict[str, str], str]] = {
     "albus-everything": (ALBUS, [AKO_VALUES], {"syncer.enabled": "true", "nats.leaf.enabled": "true",
                                                "namespace.create": "true", "sealingKey.secretName": "sealing"},
                          "albus-all"),
+    "albus-readiness-gate": (ALBUS, [AKO_VALUES], {"readinessGate.enabled": "true"}, "albus-gate"),
     "hub-default": (HUB, [], {}, "albus-hub"),
     "hub-values": (HUB, [HUB_VALUES], {}, "albus-hub2"),
 }
@@ -82,6 +83,8 @@ def test_every_rendered_object_passes_server_side_dry_run(name: str, plane: Cont
     if chart == ALBUS:
         assert {"Deployment", "ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
                 "IngressClass", "GatewayClass"} <= kinds
+        if sets.get("readinessGate.enabled") == "true":
+            assert "Service/albus-webhook" in accepted  # the webhook's Service, in front of health
     else:
         assert {"StatefulSet", "Deployment", "ConfigMap", "Service", "ServiceAccount"} <= kinds
 

@@ -11,6 +11,7 @@ server, which asks the webhook.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,12 +26,13 @@ from albus.sim.server import SimServer
 from albus.sim.testing import SimClient
 from services.common import subjects
 from services.common.bus import Bus
-from services.common.config import Config, parse_config
+from services.common.config import Config, WebhookService, parse_config
 from services.common.contracts import KubeObject
-from services.health import readiness_gate
+from services.common.kube import api_client
+from services.health import readiness_gate, webhook_tls
 from services.health.reconciler import HealthReconciler
 from services.health.runtime_reader import RuntimeReader
-from services.health.webhook_server import WebhookServer, start_webhook
+from services.health.webhook_server import WebhookServer, register, start_webhook
 from tests.sim.test_health import TcpListener, pool_with
 
 pytestmark = pytest.mark.k8s
@@ -165,3 +167,24 @@ async def test_gate_injected_by_the_webhook_opens_only_once_the_member_is_up_and
         api.close()
         await kube.call("DELETE", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/"
                         f"{readiness_gate.CONFIGURATION_NAME}", expect=(200, 404))
+
+
+async def test_registration_by_service_replaces_the_url_as_the_health_identity(
+        health_kubeconfig: Path, kube: Kube, tmp_path: Path) -> None:
+    """The chart's registration, as the real API server stores it; health's RBAC lets it switch from a URL."""
+    svc = WebhookService(namespace="avi-system", name="albus-webhook", port=443)
+    api = api_client(parse_config({"AKOSettings": {"clusterName": "c"},
+                                   "albus": {"kubeconfig": str(health_kubeconfig)}}))
+    tls = webhook_tls.ensure(tmp_path, svc.host)
+    path = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{readiness_gate.CONFIGURATION_NAME}"
+    try:
+        await asyncio.to_thread(register, api, tls.ca_pem, "https://127.0.0.1:9/mutate-pods")
+        await asyncio.to_thread(register, api, tls.ca_pem, "https://127.0.0.1:9/mutate-pods", svc)
+        [hook] = (await kube.call("GET", path))["webhooks"]
+        assert hook["clientConfig"] == {
+            "service": {"namespace": "avi-system", "name": "albus-webhook", "port": 443, "path": readiness_gate.PATH},
+            "caBundle": base64.b64encode(tls.ca_pem).decode()}
+        assert hook["failurePolicy"] == "Ignore"
+        assert hook["namespaceSelector"]["matchLabels"] == {readiness_gate.OPT_IN_LABEL: readiness_gate.OPT_IN_VALUE}
+    finally:
+        await kube.call("DELETE", path)  # nothing serves that Service here: leave no registration behind

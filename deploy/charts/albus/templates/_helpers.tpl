@@ -18,6 +18,11 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* The Service in front of health's readiness-gate webhook (fullname is at most 50 characters). */}}
+{{- define "albus.webhookService" -}}
+{{ include "albus.fullname" . }}-webhook
+{{- end -}}
+
 {{- define "albus.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
@@ -125,6 +130,9 @@ spec:
             {{- end }}
           ports:
             - {name: metrics, containerPort: {{ $v.probes.port }}, protocol: TCP}
+            {{- if and (eq .service "health") $v.readinessGate.enabled }}
+            - {name: webhook, containerPort: {{ $v.readinessGate.port }}, protocol: TCP}
+            {{- end }}
           livenessProbe:
             httpGet: {path: /healthz, port: metrics}
             initialDelaySeconds: 10
