@@ -102,11 +102,16 @@ def test_a_service_edit_is_one_trace_through_all_four_services(
     assert root["attributes"]["k8s.object.uid"] == svc.metadata.uid
     translate = one(spans, "albus-translator")
     apply = one(spans, "albus-syncer")
-    status = one(spans, "albus-health")
+    # Health writes the outcome; the new port's pool starts with its members unchecked, so a second
+    # write may follow when they come up (LoadBalancerReady HealthCheckPending -> Programmed), caused
+    # by the same change. On a quick machine the check lands first and there is one.
+    statuses = [s for s in spans if s["service"] == "albus-health"]
+    assert 1 <= len(statuses) <= 2 and all(s["name"] == f"status Service {p.namespace}/web" for s in statuses), \
+        [s["name"] for s in statuses]
     assert translate["parent_span_id"] == root["span_id"]
     assert translate["attributes"]["avi.vs_name"] == vs_name
     assert apply["parent_span_id"] == translate["span_id"]
-    assert status["parent_span_id"] == apply["span_id"]
+    assert all(s["parent_span_id"] == apply["span_id"] for s in statuses)
 
     # A child span per controller call, HTTP semantic conventions, the retry an event on it.
     calls = [s for s in spans if s["kind"] == CLIENT]
@@ -137,8 +142,10 @@ def test_a_service_edit_is_one_trace_through_all_four_services(
         assert service in text.stdout
     print(text.stdout)  # what docs/tracing.md shows
     # The same hops as docs/tracing.md shows (the old pool's DELETE may have gone to the GC).
-    assert [h for h in hops(text.stdout, p) if not h[1].startswith("DELETE")] == \
-        [h for h in hops(documented_example(), None) if not h[1].startswith("DELETE")]
+    # (and one status line however many writes health made: see above).
+    def same(h: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [x for i, x in enumerate(h) if not x[1].startswith("DELETE") and (i == 0 or x != h[i - 1])]
+    assert same(hops(text.stdout, p)) == same(hops(documented_example(), None))
 
     # JSON logs carry the trace: the translator's line about the tree names this trace.
     lines = [json.loads(x) for x in p.children["translator"].log_tail(200_000).splitlines() if x.startswith("{")]
