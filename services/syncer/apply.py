@@ -142,6 +142,9 @@ class TreeApplier:
         # that renews the partition leases until renewals are late and the fence refuses every
         # tree. A tree with nothing to write never waits for a turn.
         self._writing = asyncio.Semaphore(max_in_progress or max(32, 4 * client.concurrency))
+        # Trees being applied at all (the partition workers take it around decode and apply): twice
+        # the writers, so the writers never wait for a tree while one with nothing to write passes.
+        self.admission = asyncio.Semaphore(2 * (max_in_progress or max(32, 4 * client.concurrency)))
 
     async def apply(self, tree: VsTree, fence: Fence = _no_fence) -> ApplyOutcome:
         turn = _Turn(self._writing)

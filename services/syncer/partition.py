@@ -119,35 +119,39 @@ class PartitionWorker:
     async def _run(self, key: tuple[str, str], slot: _Slot) -> None:
         while not self._stopping:
             await slot.wake.wait()
-            if self._stopping:
-                return
-            slot.wake.clear()
-            raw = slot.latest
-            tree = decode(raw, VsTree)
-            slot.busy = True
+            # Admitted a few at a time: thousands of trees decoded and diffed in one pass of the
+            # event loop (a replay, a partition taken) held the lease renewals up past the fence.
+            # The tree still counts as pending meanwhile (its wake stays set until admitted).
             fenced = False
             outcome: ApplyOutcome | None = None
-            try:
-                outcome = await self._apply(tree, slot)
-            except LeaseLost as exc:
-                self.reported.discard(key)
-                # Often only a late renewal on a busy machine. If the partition
-                # really moved, the replica stops this worker; until then the VS
-                # stays pending (not settled) and is tried again shortly.
-                log.info("partition %d: %s; %s waits", self.part, exc, tree.vs_name)
-                fenced = True
-            except Exception:
-                log.exception("partition %d: applying %s failed unexpectedly", self.part, tree.vs_name)
-                self.reported.discard(key)
-            else:
-                self.reported.add(key)
-            finally:
-                slot.busy = False
-                # Evaluated once an outcome (an error's too) is on the bus. One that failed without
-                # any (a bus or fence request timing out on a busy loop) is still pending: counted
-                # settled, it left Services without a VIP while the replica said it was done.
-                if outcome is not None:
-                    self.evaluated.add(key)
+            async with self.applier.admission:
+                if self._stopping:
+                    return
+                slot.wake.clear()
+                raw = slot.latest
+                tree = decode(raw, VsTree)
+                slot.busy = True
+                try:
+                    outcome = await self._apply(tree, slot)
+                except LeaseLost as exc:
+                    self.reported.discard(key)
+                    # Often only a late renewal on a busy machine. If the partition
+                    # really moved, the replica stops this worker; until then the VS
+                    # stays pending (not settled) and is tried again shortly.
+                    log.info("partition %d: %s; %s waits", self.part, exc, tree.vs_name)
+                    fenced = True
+                except Exception:
+                    log.exception("partition %d: applying %s failed unexpectedly", self.part, tree.vs_name)
+                    self.reported.discard(key)
+                else:
+                    self.reported.add(key)
+                finally:
+                    slot.busy = False
+                    # Evaluated once an outcome (an error's too) is on the bus. One that failed without
+                    # any (a bus or fence request timing out on a busy loop) is still pending: counted
+                    # settled, it left Services without a VIP while the replica said it was done.
+                    if outcome is not None:
+                        self.evaluated.add(key)
             if fenced:
                 await self._fenced_wait(slot)
                 slot.wake.set()
