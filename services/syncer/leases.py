@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import (
     BucketNotFoundError,
@@ -266,6 +267,10 @@ class LeaseBook:
         except (KeyNotFoundError, KeyDeletedError):
             self.held.pop(part, None)
             raise LeaseLost(f"partition {part}: lease gone") from None
+        except NatsTimeoutError:
+            # Unverified, so refused; still held as far as we know: the VS waits for the next
+            # renewal (an unexpected error would back off up to retry_max with no outcome).
+            raise LeaseLost(f"partition {part}: lease not read in time") from None
         if (entry.value or b"").decode() != lease.token:
             self.held.pop(part, None)
             raise LeaseLost(f"partition {part}: held by another replica")

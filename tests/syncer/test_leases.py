@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from albus.broker import NatsServer
 from services.common.bus import Bus
@@ -87,4 +88,25 @@ async def test_a_restarted_replica_takes_its_previous_lifes_lease_at_once(nats_s
     assert await other.claim(11) is None
     assert await reborn.claim(11) is None
     await reborn.release(11)
+    await bus.close()
+
+
+async def test_a_lease_check_that_times_out_refuses_as_lease_lost_and_keeps_the_lease(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a crowded loop the fence's read timed out and the VS backed off with no outcome, as if broken."""
+    bus = await Bus.connect(nats_server.url, "t")
+    a = await _book(bus, "a", ttl=30.0, suffix=SUFFIX + "_timeout")
+    assert await a.claim(5) is not None
+
+    async def times_out(key: str, revision: int | None = None) -> None:
+        raise NatsTimeoutError
+
+    monkeypatch.setattr(a.leases_kv, "get", times_out)
+    with pytest.raises(LeaseLost):
+        await a.check(5)
+    assert 5 in a.held
+    monkeypatch.undo()
+    await a.check(5)
+    await a.release(5)
     await bus.close()
