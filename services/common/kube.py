@@ -60,6 +60,16 @@ def request_json(
     return data
 
 
+def get_json_or_none(api: Any, path: str, *, timeout: float = 30.0) -> dict[str, Any] | None:
+    """GET one object; None when the API server says it does not exist (404)."""
+    try:
+        return request_json(api, "GET", path, timeout=timeout)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 # The list/watch keywords the client's generated methods take, by query name.
 _LIST_QUERY = {"limit": "limit", "_continue": "continue", "watch": "watch", "resource_version": "resourceVersion",
                "allow_watch_bookmarks": "allowWatchBookmarks", "timeout_seconds": "timeoutSeconds",

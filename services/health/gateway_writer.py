@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from services.common.bus import Bus, Delivery
 from services.common.contracts import ApplyOutcome, GatewayStatus, SourceReport, decode
-from services.common.kube import request_json, rfc3339
+from services.common.kube import get_json_or_none, request_json, rfc3339
 from services.health import gateway_status as gs
 from services.health.reconciler import HealthReconciler
 from services.health.service_status import EventSpec, Plan
@@ -62,12 +60,7 @@ class GatewayReconciler(HealthReconciler):
     def _read(self, key: gs.Key) -> dict[str, Any] | None:
         if key not in self.gateways.statuses:
             return None  # not albus's (or gone): never touched
-        try:
-            return request_json(self.api, "GET", self._path(key), timeout=_TIMEOUT)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return get_json_or_none(self.api, self._path(key), timeout=_TIMEOUT)
 
     def _plan(self, key: gs.Key, obj: dict[str, Any]) -> Plan:
         st = self.gateways.statuses.get(key)

@@ -23,7 +23,7 @@ from opentelemetry.trace import Span
 
 from services.common.bus import Bus, Delivery
 from services.common.contracts import ApplyOutcome, ObjRef, SourceReport, decode
-from services.common.kube import request_json
+from services.common.kube import get_json_or_none, request_json
 from services.health.reconciler import HealthReconciler
 from services.health.service_status import EventSpec, Plan
 
@@ -120,12 +120,7 @@ class IngressReconciler(HealthReconciler):
     def _read(self, key: Key) -> dict[str, Any] | None:
         if not self.ingresses.known(key):
             return None
-        try:
-            return request_json(self.api, "GET", self._path(key), timeout=_TIMEOUT)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return get_json_or_none(self.api, self._path(key), timeout=_TIMEOUT)
 
     def _plan(self, key: Key, obj: dict[str, Any]) -> Plan:
         return plan(obj, self.ingresses.vips(key), self.ingresses.problems(key), self._announced.get(key, set()))

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from services.common import tracing
-from services.common.kube import micro_time, request_json
+from services.common.kube import get_json_or_none, micro_time, request_json
 from services.health.event_recorder import EventCorrelator
 from services.health.service_status import EventSpec
 
@@ -34,20 +34,10 @@ class ServiceWriter:
         self.correlator = EventCorrelator()
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return request_json(self.api, "GET", f"/api/v1/namespaces/{namespace}/services/{name}", timeout=_TIMEOUT)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return get_json_or_none(self.api, f"/api/v1/namespaces/{namespace}/services/{name}", timeout=_TIMEOUT)
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return request_json(self.api, "GET", f"/api/v1/namespaces/{namespace}/pods/{name}", timeout=_TIMEOUT)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return get_json_or_none(self.api, f"/api/v1/namespaces/{namespace}/pods/{name}", timeout=_TIMEOUT)
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         ns = request_json(self.api, "GET", f"/api/v1/namespaces/{namespace}", timeout=_TIMEOUT)

@@ -29,7 +29,7 @@ from services.translator import (
     naming,
     shared_vip,
 )
-from services.translator.ingress_graph import IngressIndex
+from services.translator.ingress_graph import IngressIndex, file_under
 
 Key = tuple[str, str, str]  # kind, namespace, name
 GroupKey = tuple[str, str]  # namespace, shared-VIP key
@@ -175,15 +175,8 @@ class Graph:
 
     def _index_route(self, key: RouteKey, route: dict[str, Any], adding: bool) -> None:
         ns = key[1]
-        for index, keys in ((self._routes_by_parent, _parents(route, ns)), (self._routes_by_backend,
-                                                                             _backends(route, ns))):
-            for k in keys:
-                if adding:
-                    index[k].add(key)
-                else:
-                    index[k].discard(key)
-                    if not index[k]:
-                        del index[k]
+        file_under(self._routes_by_parent, _parents(route, ns), key, adding)
+        file_under(self._routes_by_backend, _backends(route, ns), key, adding)
 
     def _with_dependents(self, key: Key, refs: set[ObjRef], obj: dict[str, Any]) -> set[ObjRef]:
         """With ``refs``, what a Gateway's translation decides: its joined Services and its routes.

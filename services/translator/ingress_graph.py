@@ -11,6 +11,7 @@ an IngressClass or an AviInfraSetting every Ingress.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from services.common.contracts import ObjRef
@@ -34,6 +35,17 @@ def _named(ing: Obj) -> tuple[set[str], set[str], set[str]]:
     secrets = {str(t.get("secretName") or "") for t in spec.get("tls") or []} - {""}
     return hosts, services, secrets
 
+
+
+def file_under(index: dict[Any, set[Any]], keys: Iterable[Any], key: Any, adding: bool) -> None:
+    """Add ``key`` to (or take it from) each of ``keys``' sets in a reverse index; empty sets go."""
+    for k in keys:
+        if adding:
+            index[k].add(key)
+        else:
+            index[k].discard(key)
+            if not index[k]:
+                del index[k]
 
 class IngressIndex:
     def __init__(self) -> None:
@@ -63,16 +75,6 @@ class IngressIndex:
     def _all(self) -> set[ObjRef]:
         return {_ref(k) for k in self.keys}
 
-    @staticmethod
-    def _file(index: dict[Any, set[NsName]], keys: set[Any], key: NsName, adding: bool) -> None:
-        for k in keys:
-            if adding:
-                index[k].add(key)
-            else:
-                index[k].discard(key)
-                if not index[k]:
-                    del index[k]
-
     def touched(self, key: tuple[str, str, str], obj: Obj, adding: bool, slice_service: str | None) -> set[ObjRef]:
         """Index (or unindex) ``obj``; the Ingresses its change touches."""
         kind, ns, name = key
@@ -84,9 +86,9 @@ class IngressIndex:
                 self.keys.add(me)
             else:
                 self.keys.discard(me)
-            self._file(self._by_host, hosts, me, adding)
-            self._file(self._by_service, {(ns, s) for s in services}, me, adding)
-            self._file(self._by_secret, {(ns, s) for s in secrets}, me, adding)
+            file_under(self._by_host, hosts, me, adding)
+            file_under(self._by_service, {(ns, s) for s in services}, me, adding)
+            file_under(self._by_secret, {(ns, s) for s in secrets}, me, adding)
             return self._with_mates({me} | sharing)
         if kind in ("Service", "EndpointSlice"):
             svc = name if kind == "Service" else slice_service
