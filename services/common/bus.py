@@ -130,7 +130,12 @@ class Bus:
                 return
             log.warning("nats: %s", e)
 
+        conn: list[NATS] = []
+
         async def _disc() -> None:
+            # A drain on close ends in a disconnect too: that one is expected, not worth a warning.
+            if conn and (conn[0].is_closed or conn[0].is_draining):
+                return
             log.warning("nats: disconnected")
 
         followers: list[Follower] = []
@@ -154,6 +159,7 @@ class Bus:
             reconnected_cb=_reconn,
             **opts,
         )
+        conn.append(nc)
         bus = cls(nc, replicas)
         bus.refusals = refusals
         bus.followers = followers

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from albus.broker import NatsServer
 from services.common import subjects
@@ -62,3 +65,27 @@ async def test_follower_gets_what_is_published_after_a_broker_crash(fresh_nats: 
     assert got.count(("a", "1")) == 1
     await f.stop()
     await bus.close()
+
+
+async def test_a_close_is_not_reported_as_a_disconnect_but_a_crash_is(fresh_nats: NatsServer,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="services.common.bus")
+    bus = await Bus.connect(fresh_nats.url, "test")
+    await bus.close()
+    assert "nats: disconnected" not in caplog.text  # every CLI command ends with a close
+    crashed = await Bus.connect(fresh_nats.url, "test")
+    fresh_nats.kill()
+
+    async def warned() -> None:
+        while "nats: disconnected" not in caplog.text:
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(warned(), 10)
+    await asyncio.to_thread(fresh_nats.start)
+
+    async def reconnected() -> None:
+        while not crashed.nc.is_connected:
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(reconnected(), 30)
+    await crashed.close()
