@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 import yaml
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -133,10 +137,24 @@ async def test_bus_counts_messages_in_and_out_by_subject_kind(nats_server: NatsS
     assert BUS_RECEIVED.labels("k8s.Namespace")._value.get() == before_in + 1
 
 
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """service_main sets up the process's root logger: put it back for the tests that run after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("root_logging")
 def test_service_main_serves_the_endpoint_on_the_flag_port_and_writes_its_address(tmp_path: Path) -> None:
     """The wiring every service shares: flag over config, port 0 chosen and written, served while running."""
     values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump({"albus": {"probes": {"translator": 1}}}))  # the flag wins over this
+    # Tracing off: with it on, service_main installs the process-wide tracer provider (OpenTelemetry allows
+    # that once per process), and every later test in this process would stamp "(trace …)" on its Events.
+    values.write_text(yaml.safe_dump({"albus": {"probes": {"translator": 1},  # the flag wins over this
+                                                "tracing": {"enabled": False}}}))
     port_file = tmp_path / "translator.endpoint"
     seen: dict[str, object] = {}
 
@@ -154,6 +172,7 @@ def test_service_main_serves_the_endpoint_on_the_flag_port_and_writes_its_addres
     rc = service_main("translator", None, ["--config", str(values), "--metrics-port", "0",
                                            "--metrics-port-file", str(port_file)], fake_run)
     assert rc == 0
+    assert not isinstance(trace.get_tracer_provider(), TracerProvider), "a tracer provider left behind"
     host, port = str(seen["address"]).rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 1
     assert seen["before"] == (503, "starting\n")
