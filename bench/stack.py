@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from kubernetes import client
 from albus.broker import NatsServer
 from albus.controlplane.launcher import ControlPlane
 from albus.stack import SERVICES, SimProcess, service, write_config
-from bench.machine import Usage
+from bench.machine import Usage, child_pids
 from services.common.subjects import STREAM_AVI, avi_cluster
 from services.syncer.leases import assigned
 from tests.e2e.harness import CLUSTERROLE, Pipeline, wait_for
@@ -43,6 +43,7 @@ VIP_NET = {"networkName": "vip-net", "cidr": "127.100.0.0/16"}
 EXTRA_SERVICE_CIDR = {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR",
                       "metadata": {"name": "albus-bench"}, "spec": {"cidrs": ["10.96.0.0/16"]}}
 SELECTOR_KEY = "albus-bench"
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager")
 _ids = itertools.count(1)
 
 
@@ -62,6 +63,7 @@ class BenchPipeline(Pipeline):
     """A pipeline with N syncer replicas and the processes' usage at hand."""
 
     knobs: Knobs
+    infra_pids: Callable[[], dict[str, int]]  # the stack's (Stack.infra_pids)
 
     def start_services(self) -> None:
         for name in self.knobs.services:
@@ -85,7 +87,8 @@ class BenchPipeline(Pipeline):
         return out
 
     def usage(self, extra: dict[str, int] | None = None) -> Usage:
-        return Usage({**self.pids(), **(extra or {})})
+        """Usage of the services and simulator (plus `extra`), and of what they run on (`infra_pids`)."""
+        return Usage({**self.pids(), **(extra or {})}, infra=self.infra_pids())
 
     def counters(self) -> dict[str, Any]:
         return dict(self.admin("GET", "counters"))
@@ -138,6 +141,14 @@ class Stack:
         self.nats.stop()
         self.cp.stop()
 
+    def infra_pids(self) -> dict[str, int]:
+        """The processes albus runs on, by name: the control plane's and nats-server (looked up now, so a
+        restarted one is found)."""
+        out = child_pids(CONTROL_PLANE)
+        if self.nats.child is not None and self.nats.child.proc is not None:
+            out["nats-server"] = self.nats.child.proc.pid
+        return out
+
     @property
     def kubectl_env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.cp.admin_kubeconfig)}
@@ -169,6 +180,7 @@ class Stack:
         p = BenchPipeline(cluster=cluster, namespace=ns, workdir=work, sim=sim, api=api, config_path=cfg,
                           nats_url=self.nats.url)
         p.knobs = knobs
+        p.infra_pids = self.infra_pids
         try:
             if start:
                 p.start_services()

@@ -1,6 +1,12 @@
 """Active health checks of pool members and the runtime views built from them.
 
-One asyncio task per pool with a health monitor probes every enabled member each interval:
+One scheduler task runs every pool's checks: pools are queued by when their next round is due (a
+heap), a round probes the pool's members concurrently, and the next round is due one interval after
+it ends. At most ``ROUNDS_PER_TURN`` rounds start per pass of the event loop and ``MAX_ROUNDS`` run at
+once, so thousands of pools falling due together cannot hold up the API's requests (a round may then
+start late: the interval is a floor). A member whose result cannot change between rounds (outside
+the probe networks, or a UDP/PING/SCTP monitor, below) gets its state once, when its pool is
+(re)planned, and is never put in a round: the cost per interval follows the members actually probed.
 TCP monitors (and every type without a special case) open a TCP connection; HTTP/HTTPS monitors send
 the monitor's request (default `HEAD / HTTP/1.0`) and accept the configured response classes
 (default 2xx/3xx). UDP and PING monitors cannot be probed faithfully without a protocol-specific
@@ -21,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import ipaddress
+import itertools
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -34,6 +42,9 @@ Key = tuple[str, str, int]  # (pool uuid, ip, port)
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 NOT_PROBED = "Not probed: outside the simulator's probe networks"
+UNPROBED_TYPES = ("HEALTH_MONITOR_UDP", "HEALTH_MONITOR_PING", "HEALTH_MONITOR_SCTP")
+ROUNDS_PER_TURN = 64  # pool rounds started per pass of the event loop
+MAX_ROUNDS = 256      # pool rounds in flight at once
 
 
 @dataclass
@@ -61,7 +72,14 @@ class Health:
         # The keys of ``states`` per pool: a pool's reconcile touches its own, not every pool's.
         self._pool_keys: dict[str, set[Key]] = {}
         self.overrides: dict[Key, tuple[str, str]] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        # (due, plan, pool uuid): when a pool's next round starts; an entry whose plan is no longer the
+        # pool's (it was replanned or deleted since) is dropped when it comes up.
+        self._due: list[tuple[float, int, str]] = []
+        self._plan: dict[str, int] = {}  # pool uuid → its current plan, for pools with members to probe
+        self._plans = itertools.count()
+        self._rounds: dict[str, asyncio.Task[None]] = {}  # pool uuid → its round in flight
+        self._wake = asyncio.Event()
+        self._scheduler: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.running = False
         store.hooks.append(self._hook)
@@ -69,14 +87,19 @@ class Health:
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
         self.running = True
+        self._scheduler = self._loop.create_task(self._schedule())
         for pool in list(self.store.by_type.get("pool", {}).values()):
             self._reconcile(pool.uuid)
 
     async def stop(self) -> None:
         self.running = False
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
+        tasks = [*self._rounds.values(), *([self._scheduler] if self._scheduler is not None else [])]
+        self._rounds.clear()
+        self._scheduler = None
+        self._due.clear()
+        self._plan.clear()
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -87,7 +110,7 @@ class Health:
         """Forget every state (controller restart): members are probed afresh."""
         self.states.clear()
         self._pool_keys.clear()
-        for uuid in list(self._tasks):
+        for uuid in list(self.store.by_type.get("pool", {})):
             self._reconcile(uuid)
 
     def _hook(self, event: str, rec: Record) -> None:
@@ -102,9 +125,12 @@ class Health:
                     self._loop.call_soon(self._reconcile, user.uuid)
 
     def _reconcile(self, pool_uuid: str) -> None:
-        old = self._tasks.pop(pool_uuid, None)
+        """Replan a pool after it (or its monitor) changed: a round in flight is dropped, the members
+        whose result is fixed get it now, and a first round of the others is due at once."""
+        old = self._rounds.pop(pool_uuid, None)
         if old is not None:
             old.cancel()
+        self._plan.pop(pool_uuid, None)
         pool = self.store.get(pool_uuid)
         keys = self._pool_keys.get(pool_uuid, set())
         if pool is None:
@@ -116,8 +142,34 @@ class Health:
         for k in [k for k in keys if k not in live]:
             self.states.pop(k, None)
             keys.discard(k)
-        if self.running and self._monitor(pool) is not None:
-            self._tasks[pool_uuid] = asyncio.get_running_loop().create_task(self._run(pool_uuid))
+        hm = self._monitor(pool)
+        if not self.running or hm is None or self._loop is None:
+            return
+        probed = False
+        for s in self._enabled(pool):
+            fixed = self._fixed_result(hm, s)
+            if fixed is None:
+                probed = True
+            else:
+                self._set((pool_uuid, s["ip"]["addr"], _server_port(pool, s)), "OPER_UP", [fixed] if fixed else [])
+        if probed:
+            plan = self._plan[pool_uuid] = next(self._plans)
+            heapq.heappush(self._due, (self._loop.time(), plan, pool_uuid))
+            self._wake.set()
+
+    @staticmethod
+    def _enabled(pool: Record) -> list[dict[str, Json]]:
+        return [s for s in pool.data.get("servers", []) or [] if s.get("enabled", True)]
+
+    def _fixed_result(self, hm: Record, s: dict[str, Json]) -> str | None:
+        """The reason of a member that is up without a probe ("" for none), or None if it needs one."""
+        if not self.probeable(s["ip"]["addr"]):
+            return NOT_PROBED
+        # No connection-level probe for these here (SCTP would need an SCTP
+        # socket, which a test machine may not load): they count as up.
+        if hm.data.get("type", "HEALTH_MONITOR_TCP") in UNPROBED_TYPES:
+            return ""
+        return None
 
     def _monitor(self, pool: Record) -> Record | None:
         for ref in pool.data.get("health_monitor_refs", []) or []:
@@ -126,22 +178,49 @@ class Health:
                 return hm
         return None
 
-    async def _run(self, pool_uuid: str) -> None:
+    async def _schedule(self) -> None:
+        """Start the rounds that are due, a bounded number per pass of the loop; sleep until the next."""
+        assert self._loop is not None
+        loop = self._loop
         while True:
+            now = loop.time()
+            budget = ROUNDS_PER_TURN
+            while self._due and self._due[0][0] <= now and budget and len(self._rounds) < MAX_ROUNDS:
+                _, plan, uuid = heapq.heappop(self._due)
+                budget -= 1
+                if self._plan.get(uuid) == plan and uuid not in self._rounds:
+                    self._rounds[uuid] = loop.create_task(self._round(uuid, plan))
+            self._wake.clear()
+            if self._due and self._due[0][0] <= now and len(self._rounds) < MAX_ROUNDS:
+                await asyncio.sleep(0)  # more are due: let the requests waiting meanwhile in first
+                continue
+            # woken by a new plan or a round ending, else when the next round is due
+            timeout = self._due[0][0] - now if self._due and len(self._rounds) < MAX_ROUNDS else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _round(self, pool_uuid: str, plan: int) -> None:
+        """Probe the pool's members that need it, record the results, queue the next round."""
+        try:
             pool = self.store.get(pool_uuid)
-            if pool is None:
-                return
-            hm = self._monitor(pool)
-            if hm is None:
+            hm = self._monitor(pool) if pool is not None else None
+            if pool is None or hm is None:
                 return
             interval = self.interval if self.interval else float(hm.data.get("send_interval", 10))
             timeout = min(float(hm.data.get("receive_timeout", 4)), max(interval * 0.8, 0.05))
-            servers = [s for s in pool.data.get("servers", []) or [] if s.get("enabled", True)]
+            servers = [s for s in self._enabled(pool) if self._fixed_result(hm, s) is None]
             results = await asyncio.gather(*(self._safe_probe(hm, s, pool, timeout) for s in servers))
+            if self._plan.get(pool_uuid) != plan:
+                return
             for s, (ok, reason) in zip(servers, results, strict=True):
                 key = (pool_uuid, s["ip"]["addr"], _server_port(pool, s))
                 self._set(key, "OPER_UP" if ok else "OPER_DOWN", [reason] if reason else [])
-            await asyncio.sleep(interval)
+            assert self._loop is not None
+            heapq.heappush(self._due, (self._loop.time() + interval, plan, pool_uuid))
+        finally:
+            if self._rounds.get(pool_uuid) is asyncio.current_task():
+                del self._rounds[pool_uuid]
+            self._wake.set()
 
     def _set(self, key: Key, state: str, reason: list[str]) -> None:
         cur = self.states.get(key)
@@ -173,9 +252,7 @@ class Health:
         port = int(hm.data.get("monitor_port") or _server_port(pool, s))
         if not self.probeable(ip):
             return True, NOT_PROBED
-        # No connection-level probe for these here (SCTP would need an SCTP
-        # socket, which a test machine may not load): they count as up.
-        if mtype in ("HEALTH_MONITOR_UDP", "HEALTH_MONITOR_PING", "HEALTH_MONITOR_SCTP"):
+        if mtype in UNPROBED_TYPES:
             return True, ""
         tls = mtype == "HEALTH_MONITOR_HTTPS"
         ctx: ssl.SSLContext | None = None

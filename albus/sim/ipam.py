@@ -2,10 +2,16 @@
 
 Addresses in use are indexed per VRF from the stored vsvips themselves (a store hook), so creating,
 deleting and rolling back a vsvip keep the index right without separate bookkeeping.
+
+Allocation gives the lowest free address of the first static range that has one (so a freed address is
+handed out again as soon as it is the lowest free one). Each range keeps a cursor and a heap of the
+addresses freed below it (:class:`_RangeFree`), so an allocation costs O(log freed) amortised instead of
+a scan from the start of the range; the result is the same as that scan's.
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 from typing import Any
 
@@ -52,6 +58,10 @@ class Ipam:
         # The same as integers per (vrf uuid, IP version): the allocation scan looks up ints, as
         # formatting every candidate address made each allocation cost O(addresses in use) strings.
         self._used_ints: dict[tuple[str, int], dict[int, str]] = {}
+        # vsvip uuid → its addresses as (vrf uuid, IP version, int): what an update of it may allocate again
+        self._held: dict[str, set[tuple[str, int, int]]] = {}
+        # (vrf uuid, IP version, range begin, range end) → free-address index of that range, made on first use
+        self._ranges: dict[tuple[str, int, int, int], _RangeFree] = {}
         store.hooks.append(self._hook)
 
     def _hook(self, event: str, rec: Record) -> None:
@@ -65,10 +75,20 @@ class Ipam:
                 self.used[(vrf, addr)] = rec.uuid
                 if ip is not None:
                     ints[int(ip)] = rec.uuid
+                    self._held.setdefault(rec.uuid, set()).add((vrf, ip.version, int(ip)))
             elif self.used.get((vrf, addr)) == rec.uuid:
                 del self.used[(vrf, addr)]
                 if ip is not None:
-                    ints.pop(int(ip), None)
+                    n = int(ip)
+                    ints.pop(n, None)
+                    held = self._held.get(rec.uuid)
+                    if held is not None:
+                        held.discard((vrf, ip.version, n))
+                        if not held:
+                            del self._held[rec.uuid]
+                    for (rvrf, fam, lo, hi), free in self._ranges.items():
+                        if rvrf == vrf and fam == ip.version and lo <= n <= hi:
+                            free.released(n)
 
     # ---------------------------------------------------------------------------------------
     def apply(self, data: dict[str, Json], self_uuid: str, old: Record | None) -> None:
@@ -175,18 +195,23 @@ class Ipam:
         for s in net.data.get("configured_subnets", []) or []:
             if _prefix(s) != subnet:
                 continue
-            used = self._used_ints.get((vrf, fam), {})
+            used = self._used_ints.setdefault((vrf, fam), {})
             taken_ints = {int(ip) for ip in map(_ip, taken) if ip is not None and ip.version == fam}
+            # what this vsvip holds itself it may have again (an update re-allocating its own address)
+            own = sorted(n for (v, f, n) in self._held.get(self_uuid, ()) if v == vrf and f == fam)
             for begin, end in _ranges(s):
-                cur = int(begin)
-                last = int(end)
-                while cur <= last:
-                    holder = used.get(cur)
-                    if (holder is None or holder == self_uuid) and cur not in taken_ints:
-                        addr = str(ipaddress.ip_address(cur))
-                        taken.add(addr)
-                        return addr
-                    cur += 1
+                lo, hi = int(begin), int(end)
+                free = self._ranges.get((vrf, fam, lo, hi))
+                if free is None:
+                    free = self._ranges[(vrf, fam, lo, hi)] = _RangeFree(lo, hi, used)
+                best = free.lowest(taken_ints)
+                mine = next((n for n in own if lo <= n <= hi and n not in taken_ints), None)
+                if mine is not None and (best is None or mine < best):
+                    best = mine
+                if best is not None:
+                    addr = str(ipaddress.ip_address(best))
+                    taken.add(addr)
+                    return addr
         raise ApiError(400, NO_FREE_IPS)
 
     def _claim(self, vrf: str, addr: str, self_uuid: str, taken: set[str]) -> None:
@@ -196,6 +221,52 @@ class Ipam:
             who = f" by VsVip {other.name}" if other is not None else ""
             raise ApiError(409, f"IP address {addr} is already in use{who}")
         taken.add(addr)
+
+
+class _RangeFree:
+    """The free addresses of one static range in one VRF, lowest first, without scanning the range.
+
+    Invariant: every free address below ``cursor`` is in ``freed`` (a heap, which may also hold addresses
+    used again since; they are dropped when they reach the top). The cursor only passes addresses that
+    are in use in the index: one handed out but not yet stored (or rolled back) stays at or above it.
+    """
+
+    def __init__(self, lo: int, hi: int, used: dict[int, str]) -> None:
+        self.cursor = lo
+        self.hi = hi
+        self.used = used  # the VRF's index for this IP version (shared, kept by the hook)
+        self.freed: list[int] = []
+        self._in_heap: set[int] = set()
+
+    def released(self, n: int) -> None:
+        if n < self.cursor and n not in self._in_heap:
+            heapq.heappush(self.freed, n)
+            self._in_heap.add(n)
+
+    def lowest(self, skip: set[int]) -> int | None:
+        """The lowest free address not in ``skip`` (claimed earlier in the same body), or None."""
+        while self.cursor <= self.hi and self.cursor in self.used:
+            self.cursor += 1
+        held_back: list[int] = []
+        found: int | None = None
+        while self.freed:
+            n = self.freed[0]
+            if n in self.used:  # used again since it was freed
+                heapq.heappop(self.freed)
+                self._in_heap.discard(n)
+            elif n in skip:
+                held_back.append(heapq.heappop(self.freed))
+            else:
+                found = n
+                break
+        for n in held_back:
+            heapq.heappush(self.freed, n)
+        if found is not None:
+            return found
+        n = self.cursor
+        while n <= self.hi and (n in self.used or n in skip):
+            n += 1
+        return n if n <= self.hi else None
 
 
 def _prefix(subnet: Json) -> IpNet | None:

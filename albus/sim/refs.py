@@ -7,6 +7,7 @@ slash). Rendering is done by the store, which knows names.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -21,8 +22,15 @@ class ParsedRef:
 
 
 def parse_ref(raw: object, field: str) -> ParsedRef:
-    if not isinstance(raw, str) or not raw:
-        raise ApiError(400, f"Invalid reference in field {field}: {raw!r}")
+    parsed = _parse(raw) if isinstance(raw, str) and raw else None
+    if parsed is None:
+        raise ApiError(400, f"Invalid reference in field {field}: {raw if isinstance(raw, str) and raw else repr(raw)}")
+    return parsed
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse(raw: str) -> ParsedRef | None:
+    # cached: a macro body repeats the same few references (tenant, cloud, profiles, network) per object
     text = raw.split("#", 1)[0]
     parts = urlsplit(text)
     path = parts.path
@@ -31,14 +39,14 @@ def parse_ref(raw: object, field: str) -> ParsedRef:
         path = path.replace("//", "/")
     path = path.strip("/")
     if not path.startswith("api/"):
-        raise ApiError(400, f"Invalid reference in field {field}: {raw}")
+        return None
     segs = path[4:].split("/")
     otype = segs[0]
     if not otype:
-        raise ApiError(400, f"Invalid reference in field {field}: {raw}")
+        return None
     if len(segs) >= 2 and segs[1]:
         if len(segs) > 2:
-            raise ApiError(400, f"Invalid reference in field {field}: {raw}")
+            return None
         return ParsedRef(otype, unquote(segs[1]), None)
     query = parse_qs(parts.query, keep_blank_values=True)
     names = query.get("name")
@@ -47,4 +55,4 @@ def parse_ref(raw: object, field: str) -> ParsedRef:
     uuids = query.get("uuid")
     if uuids and uuids[0]:
         return ParsedRef(otype, uuids[0], None)
-    raise ApiError(400, f"Invalid reference in field {field}: {raw}")
+    return None
