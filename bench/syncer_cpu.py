@@ -10,6 +10,12 @@ simulator and nats-server; with ``--profile``, the event loop's own CPU by
 function (cProfile on thread time) in ``<out>/profiles/syncer_apply.txt``.
 Quick, and free of kubectl: the way to compare two revisions back to back
 (bench/README.md, "Syncer scale-out").
+
+With ``--edit-rounds K``, then K rounds of edits: every tree again with its
+pools' members moved (as an EndpointSlice edit makes them), published a
+round at a time, the next once the last round's outcomes are all on the bus;
+reported apart as CPU milliseconds per edit (``edits``), the profile in
+``<out>/profiles/syncer_edit.txt``.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from bench.translator_tput import events
 from services.common import subjects, tracing
 from services.common.bus import Bus
 from services.common.config import load_config
-from services.common.contracts import TreesSynced
+from services.common.contracts import TreesSynced, VsTree, encode
 from services.common.incarnation import incarnation
 from services.syncer import main as syncer
 from services.translator.engine import Engine
@@ -53,6 +59,73 @@ async def _outcomes(url: str, cluster: str) -> int:
         return len(info.state.subjects or {})
     finally:
         await nc.close()
+
+
+def edited(tree: VsTree, rnd: int) -> VsTree:
+    """``tree`` with every pool's members moved to round ``rnd``'s addresses, and a checksum of its own."""
+    objs = []
+    for o in tree.objects:
+        servers = o.body.get("servers") if o.type == "pool" else None
+        if servers:
+            moved = [{**sv, "ip": {**sv["ip"], "addr": f"10.{100 + rnd % 100}.{i // 250}.{1 + i % 250}"}}
+                     for i, sv in enumerate(servers)]
+            o = o.model_copy(update={"body": {**o.body, "servers": moved}})
+        objs.append(o)
+    return tree.model_copy(update={"objects": tuple(objs), "checksum": f"{tree.checksum}-edit{rnd}"})
+
+
+async def _edit_rounds(args: argparse.Namespace, url: str, trees: list[VsTree], replicas: list[asyncio.Task[None]],
+                       pids: dict[str, int]) -> dict[str, Any]:
+    """K rounds of one edit per tree, each after the last has its outcomes; CPU per edit over them all.
+
+    The edited trees are encoded before the clock starts, and one connection
+    sends them and reads the outcome stream's last sequence (one more per
+    outcome: an edit's differs from the last), so this process's CPU is the
+    replicas' and little else.
+    """
+    rounds = [[(subjects.avi_tree(e.cluster, e.tenant, e.vs_name), encode(e))
+               for e in (edited(t, rnd) for t in trees)] for rnd in range(1, args.edit_rounds + 1)]
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+
+    async def last_seq() -> int:
+        return int((await js.stream_info(subjects.STREAM_OUTCOME)).state.last_seq)
+
+    prof = cProfile.Profile(time.thread_time) if args.profile else None
+    seq = await last_seq()
+    t0, c0, o0 = time.monotonic(), time.process_time(), {k: cpu_seconds(p) for k, p in pids.items()}
+    if prof:
+        prof.enable()
+    try:
+        for rnd, msgs in enumerate(rounds, 1):
+            for subject, data in msgs:
+                await js.publish(subject, data)
+            while await last_seq() < seq + len(trees):
+                for r in replicas:
+                    if r.done():
+                        r.result()
+                if time.monotonic() - t0 > 600:
+                    raise TimeoutError(f"edit round {rnd}: {await last_seq() - seq}/{len(trees)} outcomes")
+                await asyncio.sleep(0.25)
+            seq += len(trees)
+    finally:
+        if prof:
+            prof.disable()
+        await nc.close()
+    wall, own = time.monotonic() - t0, time.process_time() - c0
+    n = args.edit_rounds * len(trees)
+    if prof:
+        _write_profile(prof, args.out / "profiles" / "syncer_edit.txt", f"{n} edits")
+    return {"edits": n, "seconds": round(wall, 2), "edits_per_s": round(n / wall, 1),
+            "cpu_ms_per_edit": {"syncer": round(1000 * own / n, 2),
+                                **{k: round(1000 * (cpu_seconds(p) - o0[k]) / n, 2) for k, p in pids.items()}}}
+
+
+def _write_profile(prof: cProfile.Profile, path: Path, what: str) -> None:
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(60)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# event loop thread CPU (cProfile, thread time), {what}\n{text.getvalue()}")
 
 
 async def _measure(args: argparse.Namespace, work: Path, natsd: NatsServer, sim: SimProcess) -> dict[str, Any]:
@@ -85,7 +158,7 @@ async def _measure(args: argparse.Namespace, work: Path, natsd: NatsServer, sim:
         requests.post(f"{sim.url}/_sim/faults", json={"path": "^/api/", "latency_ms": args.latency_ms}, timeout=30)
     pids = {"simulator": sim.pid or 0, "nats-server": natsd.child.pid if natsd.child and natsd.child.pid else 0}
     stop = asyncio.Event()
-    prof = cProfile.Profile(time.thread_time) if args.profile else None
+    prof = cProfile.Profile(time.thread_time) if args.profile and not args.edit_rounds else None
     marks: list[tuple[float, float, int, dict[str, float]]] = []  # wall, own CPU, outcomes, others' CPU
     t0, c0 = time.monotonic(), time.process_time()
     if prof:
@@ -102,6 +175,7 @@ async def _measure(args: argparse.Namespace, work: Path, natsd: NatsServer, sim:
                 raise TimeoutError(f"{marks[-1][2] if marks else 0}/{len(trees)} trees applied")
             marks.append((time.monotonic() - t0, time.process_time() - c0, await _outcomes(natsd.url, cluster),
                           {k: cpu_seconds(p) for k, p in pids.items()}))
+        edits = await _edit_rounds(args, natsd.url, trees, replicas, pids) if args.edit_rounds else None
     finally:
         if prof:
             prof.disable()
@@ -120,11 +194,9 @@ async def _measure(args: argparse.Namespace, work: Path, natsd: NatsServer, sim:
         # this process: the harness (its engine and trees) before the replicas start, and the peak after
         "rss_before_replicas_mb": rss0, "peak_rss_mb": memory_mb(os.getpid()).get("peak_rss_mb")}
     if prof:
-        text = io.StringIO()
-        pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(60)
-        path = args.out / "profiles" / "syncer_apply.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"# event loop thread CPU (cProfile, thread time), {len(trees)} trees\n{text.getvalue()}")
+        _write_profile(prof, args.out / "profiles" / "syncer_apply.txt", f"{len(trees)} trees")
+    if edits is not None:
+        out["edits"] = edits
     return out
 
 
@@ -140,6 +212,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=2, help="controller calls in flight per replica")
     ap.add_argument("--latency-ms", type=float, default=20.0, help="injected into every controller call")
     ap.add_argument("--profile", action="store_true", help="cProfile the event loop (slows it: figures too)")
+    ap.add_argument("--edit-rounds", type=int, default=0, help="then this many rounds of one edit per tree")
     ap.add_argument("--out", type=Path, default=results.RESULTS / "syncer_cpu")
     args = ap.parse_args()
     results.RUN["sizes"] = {"services": args.services}

@@ -127,6 +127,14 @@ def parse_k8s(subject: str) -> K8sSubject:
     return K8sSubject(unesc(parts[1]), unesc(parts[2]), ns, unesc(parts[4]))
 
 
+def parse_avi_tree(subject: str) -> tuple[str, str, str] | None:
+    """(cluster, tenant, vs name) of a tree's subject (:func:`avi_tree`); None for any other subject."""
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != "avi" or not parts[1].isdigit():
+        return None
+    return unesc(parts[2]), unesc(parts[3]), unesc(parts[4])
+
+
 # Streams and what they hold; every stream keeps the newest message per
 # subject, except those given other limits in STREAM_LIMITS.
 STREAMS: dict[str, list[str]] = {

@@ -29,7 +29,7 @@ from typing import Any
 from services.common.contracts import ApplyOutcome, AviObject, VsTree
 from services.common.sealing import Keyring, SealError
 from services.syncer.avi_client import CallCounter, ControllerClient, ControllerError, Reply, error_text
-from services.syncer.cache import Key, ObjectCache, TenantObjects, deletion_order, owned_by
+from services.syncer.cache import Key, ObjectCache, TenantObjects, body_digest, deletion_order, owned_by
 from services.syncer.diff import differing_fields, merge_owned, owned_equal
 from services.syncer.macro import MacroError, macro_body
 from services.syncer.refs import parse_ref
@@ -276,6 +276,10 @@ class TreeApplier:
 
     async def _ensure_object(self, run: _Run, obj: AviObject, attempt: int = 0) -> None:
         tenant = run.tree.tenant
+        key = (obj.type, obj.name)
+        digest = body_digest(obj.body)
+        if run.tc.matched(key, digest):
+            return None  # this body was compared with the object as cached now: still equal
         cached = run.tc.get(obj.type, obj.name)
         body = dict(obj.body)
         body.setdefault("name", obj.name)
@@ -297,10 +301,12 @@ class TreeApplier:
                 await self.cache.reread(tenant, obj.type, obj.name, run.counter)
             return None
         if owned_equal(body, cached):
+            run.tc.note_match(key, digest)
             return None
         if not owned_by(cached, self.cluster):
             raise ApplyFailed(None, f"{obj.type} {obj.name} is not marked as cluster {self.cluster}'s; not updating")
-        log.debug("%s %s differs in %s", obj.type, obj.name, differing_fields(body, cached))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s differs in %s", obj.type, obj.name, differing_fields(body, cached))
         sent = self._sent(obj, merge_owned(cached, body))
         await run.before_write()
         uuid = _uuid(cached)
@@ -362,12 +368,11 @@ class TreeApplier:
         vips: tuple[str, ...] = ()
         if not tree.deleted:
             for obj in tree.objects:
-                cached = tc.get(obj.type, obj.name)
-                uuid = _uuid(cached)
-                if uuid:
-                    uuids[f"{obj.type}/{obj.name}"] = uuid
+                facts = tc.facts((obj.type, obj.name))
+                if facts is not None and facts.uuid:
+                    uuids[f"{obj.type}/{obj.name}"] = facts.uuid
                 if obj.type == "vsvip":
-                    vips += tuple(v for v in vips_of(cached) if v not in vips)
+                    vips += tuple(v for v in vips_of(tc.get(obj.type, obj.name)) if v not in vips)
         return ApplyOutcome(
             cluster=tree.cluster,
             tenant=tree.tenant,

@@ -10,9 +10,11 @@ failed apply.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import sys
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -55,6 +57,27 @@ def owned_by(obj: dict[str, Any], cluster: str) -> bool:
     )
 
 
+def body_digest(body: Mapping[str, Any]) -> bytes:
+    """A short digest of a desired body, to remember that it matched a cached object without keeping it."""
+    return hashlib.blake2b(msgpack.packb(body, use_bin_type=True), digest_size=16).digest()
+
+
+class Facts(NamedTuple):
+    """What an apply reads of a cached object besides its fields: read from it once, kept until it changes."""
+
+    refs: tuple[Key, ...]  # the cached types it refers to
+    vh_parent: bool  # a virtualservice of type VS_TYPE_VH_PARENT
+    uuid: str | None
+
+
+def _facts(obj: dict[str, Any]) -> Facts:
+    uuid = obj.get("uuid")
+    # Only the types a tree holds: the others (cloud, tenant, health monitor...) are never cached.
+    refs = tuple(dict.fromkeys((sys.intern(t), n) for t, n in _refs_in(obj) if t in _RANK))
+    return Facts(refs=refs, vh_parent=obj.get("type") == "VS_TYPE_VH_PARENT",
+                 uuid=uuid if isinstance(uuid, str) else None)
+
+
 def _vh_parent(obj: dict[str, Any]) -> str | None:
     """The name of the VH parent an SNI child VS names, if it is one."""
     ref = obj.get("vh_parent_vs_ref")
@@ -69,6 +92,12 @@ class TenantObjects:
     250 MB of the syncer's memory; packed they take a fifth of that, and an
     apply reads only the few objects of its own tree. A read returns a fresh
     copy: changing it never changes the cache.
+
+    Unpacking and walking the objects was most of an edit's CPU, so what an
+    apply needs besides the fields (its references, its uuid) is read once
+    per object (:meth:`facts`), and a desired body found equal to an object
+    is remembered by digest (:meth:`matched`) until that object changes: the
+    next tree's unchanged objects are not unpacked or compared again.
     """
 
     def __init__(self, tenant: str, objects: Mapping[Key, dict[str, Any]] | None = None,
@@ -78,6 +107,8 @@ class TenantObjects:
         self._packed: dict[Key, bytes] = {}
         self._parent_of: dict[Key, str] = {}  # SNI child VS -> its VH parent's name
         self._children: dict[str, set[Key]] = {}  # VH parent's name -> its SNI children
+        self._facts: dict[Key, Facts] = {}
+        self._matched: dict[Key, bytes] = {}  # the digest of the desired body last found equal to the object
         self.replace(objects or {})
 
     def replace(self, objects: Mapping[Key, dict[str, Any]]) -> None:
@@ -85,6 +116,8 @@ class TenantObjects:
         self._packed.clear()
         self._parent_of.clear()
         self._children.clear()
+        self._facts.clear()
+        self._matched.clear()
         for key, obj in objects.items():
             self.put(key, obj)
 
@@ -98,6 +131,8 @@ class TenantObjects:
 
     def pop(self, key: Key) -> None:
         self._packed.pop(key, None)
+        self._facts.pop(key, None)
+        self._matched.pop(key, None)
         parent = self._parent_of.pop(key, None)
         if parent is not None:
             kids = self._children.get(parent, set())
@@ -118,15 +153,33 @@ class TenantObjects:
     def __len__(self) -> int:
         return len(self._packed)
 
+    def facts(self, key: Key) -> Facts | None:
+        """The object's references, kind and uuid (None: not cached), unpacked only the first time."""
+        found = self._facts.get(key)
+        if found is None:
+            obj = self.get(*key)
+            if obj is None:
+                return None
+            found = self._facts[key] = _facts(obj)
+        return found
+
+    def matched(self, key: Key, digest: bytes) -> bool:
+        """Whether a desired body of this digest was found equal to the object as cached now."""
+        return self._matched.get(key) == digest and key in self._packed
+
+    def note_match(self, key: Key, digest: bytes) -> None:
+        if key in self._packed:
+            self._matched[key] = digest
+
     def referenced_from(self, root: Key) -> set[Key]:
         """Every cached object reachable from ``root`` through references (``root`` excluded)."""
         seen: set[Key] = set()
         todo = [root]
         while todo:
-            obj = self.get(*todo.pop())
-            if obj is None:
+            facts = self.facts(todo.pop())
+            if facts is None:
                 continue
-            for key in _refs_in(obj):
+            for key in facts.refs:
                 if key in self._packed and key not in seen and key != root:
                     seen.add(key)
                     todo.append(key)
@@ -134,8 +187,8 @@ class TenantObjects:
 
     def vh_children(self, parent: Key) -> set[Key]:
         """The SNI children of a VH parent VS and what they use: they refer to it, it never to them."""
-        obj = self.get(*parent)
-        if obj is None or obj.get("type") != "VS_TYPE_VH_PARENT":
+        facts = self.facts(parent)
+        if facts is None or not facts.vh_parent:
             return set()
         kids: set[Key] = set()
         for key in self._children.get(parent[1], set()):

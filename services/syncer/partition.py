@@ -95,14 +95,19 @@ class PartitionWorker:
         self.follower = await self.bus.follow(self.filter_subject, self._on_tree, name=f"partition {self.part}")
 
     async def _on_tree(self, d: Delivery) -> None:
-        tree = decode(d.data, VsTree)
-        if self._stopping or tree.cluster != self.cluster:
+        # Whose tree it is, from its subject: the tree itself is decoded once, when applied.
+        named = subjects.parse_avi_tree(d.subject)
+        if named is None:
+            tree = decode(d.data, VsTree)
+            named = (tree.cluster, tree.tenant, tree.vs_name)
+        cluster, tenant, vs_name = named
+        if self._stopping or cluster != self.cluster:
             return
-        key = (tree.tenant, tree.vs_name)
+        key = (tenant, vs_name)
         slot = self.slots.get(key)
         if slot is None:
             slot = self.slots[key] = _Slot(latest=d.data)
-            slot.task = asyncio.create_task(self._run(key, slot), name=f"vs {tree.vs_name}")
+            slot.task = asyncio.create_task(self._run(key, slot), name=f"vs {vs_name}")
         else:
             if slot.wake.is_set() and (sc := tracing.span_context_of(slot.headers)) is not None:
                 slot.superseded.append(sc)
@@ -129,7 +134,10 @@ class PartitionWorker:
                     return
                 slot.wake.clear()
                 raw = slot.latest
-                tree = decode(raw, VsTree)
+                tree = self._readable(key, raw)
+                if tree is None:
+                    self.evaluated.add(key)  # nothing to apply: as if it had not come, until the next one
+                    continue
                 slot.busy = True
                 try:
                     outcome = await self._apply(tree, slot)
@@ -168,6 +176,19 @@ class PartitionWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(slot.wake.wait(), delay)
             slot.wake.set()
+
+    def _readable(self, key: tuple[str, str], raw: bytes) -> VsTree | None:
+        """The tree, if it decodes and is the one its subject named."""
+        try:
+            tree = decode(raw, VsTree)
+        except Exception as exc:
+            log.warning("partition %d: unreadable tree for %s: %s", self.part, key[1], exc)
+            return None
+        if (tree.cluster, tree.tenant, tree.vs_name) != (self.cluster, *key):
+            log.warning("partition %d: the tree on %s's subject is %s/%s of cluster %s", self.part, key[1],
+                        tree.tenant, tree.vs_name, tree.cluster)
+            return None
+        return tree
 
     async def _fenced_wait(self, slot: _Slot) -> None:
         """Until the lease is renewed (or a newer tree comes), then try again.

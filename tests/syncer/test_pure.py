@@ -6,7 +6,7 @@ import pytest
 from syncer_trees import l4_tree
 
 from services.syncer.apply import vips_of
-from services.syncer.cache import TenantObjects, deletion_order, owned_by
+from services.syncer.cache import TenantObjects, body_digest, deletion_order, owned_by
 from services.syncer.diff import differing_fields, merge_owned, owned_equal
 from services.syncer.leases import assigned, owner_of
 from services.syncer.macro import MacroError, macro_body
@@ -135,6 +135,26 @@ def test_referenced_from_walks_the_vs_graph() -> None:
         ("pool", "other"): {},
     })
     assert tc.referenced_from(("virtualservice", "v")) == {("vsvip", "v"), ("l4policyset", "v"), ("pool", "v-TCP-80")}
+    # Read once and kept; a changed VS is read again (it now uses another pool).
+    assert tc.facts(("virtualservice", "v")) is tc.facts(("virtualservice", "v"))
+    tc.put(("virtualservice", "v"), {"pool_ref": "https://c/api/pool/q#other", "uuid": "virtualservice-1"})
+    assert tc.referenced_from(("virtualservice", "v")) == {("pool", "other")}
+    assert tc.facts(("virtualservice", "v")).uuid == "virtualservice-1"  # type: ignore[union-attr]
+
+
+def test_a_remembered_match_holds_only_for_that_body_and_the_object_as_cached_then() -> None:
+    tc = TenantObjects("admin", objects={("pool", "p"): {"name": "p", "servers": [], "uuid": "pool-1"}})
+    body = {"name": "p", "servers": []}
+    tc.note_match(("pool", "p"), body_digest(body))
+    assert tc.matched(("pool", "p"), body_digest(body))
+    assert not tc.matched(("pool", "p"), body_digest({**body, "servers": [{"ip": {"addr": "10.0.0.1"}}]}))
+    tc.put(("pool", "p"), {"name": "p", "servers": [], "uuid": "pool-1", "_last_modified": "2"})  # re-read
+    assert not tc.matched(("pool", "p"), body_digest(body))  # compared again against what the controller said
+    tc.note_match(("pool", "p"), body_digest(body))
+    tc.pop(("pool", "p"))
+    assert not tc.matched(("pool", "p"), body_digest(body))
+    tc.note_match(("pool", "gone"), body_digest(body))  # nothing cached: nothing to remember
+    assert not tc.matched(("pool", "gone"), body_digest(body))
 
 
 def test_vips_of_reads_v4_and_v6() -> None:
