@@ -85,7 +85,7 @@ class HealthReconciler:
         keys = self.state.set_outcome(d.subject, outcome)
         if self.poller is not None:
             self._vs_services[outcome.vs_name] = service_keys(outcome.sources)
-            self.poller.nudge()
+            self.poller.nudge(outcome.vs_name)
         self._mark(keys, d)
 
     async def _on_slice(self, d: Delivery) -> None:

@@ -7,13 +7,14 @@ items a call (the controller's largest page): 10,000 pools cost 50 calls.
 The inventory has each pool's up/enabled counts but not which member is
 which, so :meth:`RuntimeReader.servers` reads one pool's servers; the
 poller calls it only for pools whose counts say something is not up
-(``runtime_view``).
+(``runtime_view``). Between sweeps, the poller reads only the virtual
+services an apply just touched and their pools (``name.in``/``uuid.in``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from services.common.avi import Session, avisdk_session_factory
 from services.common.config import Config
 
 PAGE_SIZE = 200  # the controller refuses more
+FILTER_CHUNK = 50  # names or uuids per filtered read: keeps the URL short
 ALL_TENANTS = "*"
 
 
@@ -79,11 +81,12 @@ class RuntimeReader:
             raise RuntimeReadError(f"GET {path}: {rsp.status_code} {rsp.text[:200]}")
         return json.loads(rsp.text or "null")
 
-    def _pages(self, path: str) -> list[dict[str, Any]]:
+    def _pages(self, path: str, where: dict[str, str] | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         page = 1
         while True:
-            body = self._get(path, {"created_by": self.created_by, "page_size": PAGE_SIZE, "page": page})
+            body = self._get(path, {**(where or {}), "created_by": self.created_by, "page_size": PAGE_SIZE,
+                                    "page": page})
             results = list(body.get("results") or [])
             out.extend(results)
             if not body.get("next") or not results:
@@ -94,10 +97,17 @@ class RuntimeReader:
         # Filter here too: a controller that ignores the query must not widen the view.
         return bool((item.get("config") or {}).get("created_by") in (None, self.created_by))
 
-    def pools(self) -> dict[str, PoolSummary]:
-        """This cluster's pools by name, with their counts."""
+    def _some(self, path: str, field: str, values: Collection[str]) -> list[dict[str, Any]]:
+        """Inventory items whose ``field`` is one of ``values`` (``<field>.in``, a bounded number per call)."""
+        wanted = sorted(values)
+        return [item for i in range(0, len(wanted), FILTER_CHUNK)
+                for item in self._pages(path, {f"{field}.in": ",".join(wanted[i:i + FILTER_CHUNK])})]
+
+    def pools(self, uuids: Collection[str] | None = None) -> dict[str, PoolSummary]:
+        """This cluster's pools by name, with their counts (only these uuids' when given)."""
         out: dict[str, PoolSummary] = {}
-        for item in self._pages("pool-inventory"):
+        items = self._pages("pool-inventory") if uuids is None else self._some("pool-inventory", "uuid", uuids)
+        for item in items:
             if not self._owned(item):
                 continue
             cfg = item.get("config") or {}
@@ -111,9 +121,12 @@ class RuntimeReader:
             )
         return out
 
-    def virtual_services(self) -> dict[str, VsSummary]:
+    def virtual_services(self, names: Collection[str] | None = None) -> dict[str, VsSummary]:
+        """This cluster's virtual services by name (only these when given)."""
         out: dict[str, VsSummary] = {}
-        for item in self._pages("virtualservice-inventory"):
+        items = (self._pages("virtualservice-inventory") if names is None
+                 else self._some("virtualservice-inventory", "name", names))
+        for item in items:
             if not self._owned(item):
                 continue
             cfg = item.get("config") or {}

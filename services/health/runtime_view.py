@@ -13,6 +13,11 @@ An all-up pool's counts do not say *which* members are up, and the pod
 readiness gate needs that: a pool whose Service has a pod waiting for its
 gate (``want_members``) has its members read every sweep, all up or not,
 until no pod waits.
+
+Between complete sweeps, a read of only the virtual services an apply
+touched and their pools (:meth:`RuntimeView.apply_some`) changes just those:
+an apply's runtime shows within a second at a cost that follows the applies,
+not the cluster's size.
 """
 
 from __future__ import annotations
@@ -82,17 +87,7 @@ class RuntimeView:
         not all up and not read keeps the members it had. Returns (virtual
         services changed, pools changed by uuid).
         """
-        new_pools: dict[str, PoolRuntime] = {}
-        for p in pools.values():
-            if p.uuid in details:  # read this sweep (an all-up pool too, when asked for)
-                members = details[p.uuid]
-                self._read_at[p.uuid] = now
-            elif p.all_up:
-                members = None
-            else:
-                old = self.pools.get(p.uuid)
-                members = old.members if old is not None else None
-            new_pools[p.uuid] = PoolRuntime(p, members)
+        new_pools = {p.uuid: self._pool_runtime(p, details, now) for p in pools.values()}
         changed_pools = {u for u in set(new_pools) | set(self.pools)
                          if (self.pools[u].fingerprint() if u in self.pools else None)
                          != (new_pools[u].fingerprint() if u in new_pools else None)}
@@ -109,6 +104,45 @@ class RuntimeView:
         first = not self.loaded
         self.loaded = True
         return (set(new_vss) | changed_vs if first else changed_vs), changed_pools
+
+    def _pool_runtime(self, p: PoolSummary, details: dict[str, tuple[MemberState, ...]], now: float) -> PoolRuntime:
+        if p.uuid in details:  # read this sweep (an all-up pool too, when asked for)
+            self._read_at[p.uuid] = now
+            return PoolRuntime(p, details[p.uuid])
+        if p.all_up:
+            return PoolRuntime(p, None)
+        old = self.pools.get(p.uuid)
+        return PoolRuntime(p, old.members if old is not None else None)
+
+    def apply_some(self, names: set[str], pools: dict[str, PoolSummary], vss: dict[str, VsSummary],
+                   details: dict[str, tuple[MemberState, ...]], now: float) -> set[str]:
+        """Take a read of the virtual services ``names`` and their pools; the names whose runtime changed.
+
+        Between complete sweeps, after applies: only what was read changes. A
+        name asked for and not found is gone, as a complete sweep would say;
+        a pool is removed only by a complete sweep (another VS may use it).
+        Another VS sending traffic to a pool that changed is changed too.
+        """
+        changed_pools = set()
+        for p in pools.values():
+            new = self._pool_runtime(p, details, now)
+            old = self.pools.get(p.uuid)
+            if old is None or old.fingerprint() != new.fingerprint():
+                changed_pools.add(p.uuid)
+            self.pools[p.uuid] = new
+        changed_vs = set()
+        for name in names:
+            old_vs, new_vs = self.vss.get(name), vss.get(name)
+            if new_vs is None:
+                if self.vss.pop(name, None) is not None:
+                    changed_vs.add(name)
+                continue
+            self.vss[name] = new_vs
+            if old_vs is None or old_vs.state != new_vs.state or old_vs.pools != new_vs.pools:
+                changed_vs.add(name)
+        if changed_pools:
+            changed_vs |= {n for n, vs in self.vss.items() if any(u in changed_pools for u in vs.pools)}
+        return changed_vs
 
     def pools_of(self, vs_name: str) -> list[PoolRuntime]:
         vs = self.vss.get(vs_name)

@@ -99,3 +99,36 @@ async def test_sweeps_page_the_inventory_and_read_members_only_of_a_degraded_poo
 
     listeners[1].__init__("127.0.3.2", listeners[1].port)  # type: ignore[misc]  # the same address again
     await _sweep_until(poller, lambda: _member_states(poller) == {"all": "OPER_UP"})
+
+
+async def test_an_applied_vs_is_read_alone_with_its_pools(
+        sim: SimServer, sim_admin: SimAdmin, sim_client: SimClient, listeners: list[TcpListener]) -> None:
+    """Between sweeps, the VS an outcome names and its pools only: two filtered calls, not every page."""
+    pool = pool_with(sim_client, "c1--shop-web-80", [(lst.ip, lst.port) for lst in listeners])
+    sim_client.ok("PATCH", f"pool/{pool['uuid']}", {"replace": {"created_by": f"ako-{CLUSTER}"}})
+    sim_client.ok("POST", "virtualservice", {"name": VS, "services": [{"port": 80}], "pool_ref": pool["url"],
+                                             "created_by": f"ako-{CLUSTER}"})
+    for i in range(250):  # two pages of pools that a read of one VS must not touch
+        sim_client.ok("POST", "pool", {"name": f"c1--filler-{i}", "created_by": f"ako-{CLUSTER}",
+                                       "servers": [{"ip": {"addr": "127.0.3.9", "type": "V4"}}]})
+    poller = RuntimePoller(RuntimeReader(_cfg(sim)), 0.5, lambda _: None)
+    await _sweep_until(poller, lambda: _member_states(poller) == {"all": "OPER_UP"})
+    filler = next(p.summary.uuid for p in poller.view.pools.values() if p.summary.name == "c1--filler-0")
+
+    listeners[1].stop()
+    deadline = time.monotonic() + 30
+    changed: set[str] = set()
+    while _member_states(poller).get("127.0.3.2") != "OPER_DOWN":
+        assert time.monotonic() < deadline, "the read never saw the member down"
+        sim_admin.reset_log()
+        changed |= await poller.read_some({VS})
+        # The VS by name, its one pool by uuid, and that pool's members once its counts say one is down.
+        assert _runtime_calls(sim_admin).keys() <= {"virtualservice-inventory", "pool-inventory", "pool"}
+        assert _runtime_calls(sim_admin).get("pool-inventory", 0) == 1
+        await asyncio.sleep(0.2)
+    assert changed == {VS}
+    assert len(poller.view.pools) == 251 and filler in poller.view.pools  # the others are left as they were
+
+    sim_client.ok("DELETE", f"virtualservice/{poller.view.vss[VS].uuid}")
+    assert await poller.read_some({VS}) == {VS}  # asked for and not found: gone
+    assert VS not in poller.view.vss and len(poller.view.pools) == 251  # its pool waits for a complete sweep
