@@ -168,6 +168,23 @@ class VsTree(Contract):
         return self.model_copy(update={"checksum": tree_checksum(self)})
 
 
+class VsTreeHead(Contract):
+    """A :class:`VsTree` message read without its objects: for a reader that needs only whom it serves (health).
+
+    Decoded from the same bytes (``decode(raw, VsTreeHead)``); the objects
+    are skipped, not validated.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    kind_name: ClassVar[str] = VsTree.kind_name
+    cluster: str
+    tenant: str
+    vs_name: str
+    deleted: bool = False
+    sources: tuple[ObjRef, ...] = ()
+    checksum: str = ""
+
+
 class TreesSynced(Contract):
     """The translator has a full view of the cluster and has published every tree.
 

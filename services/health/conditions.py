@@ -13,7 +13,8 @@ domain, as Kubernetes asks of conditions that are not its own.
 reason                 status  when
 =====================  ======  ==================================================
 ``Programmed``         True    every virtual service of the Service applied, VIP known
-``VipPending``         False   applied, but the controller gave no VIP (yet)
+``VipPending``         False   applied, but the controller gave no VIP (yet); or
+                               the tree is on the bus, not applied yet
 ``ControllerError``    False   the controller refused or failed the apply
 (problem's reason)     False   translation found the Service invalid, e.g.
                                ``InvalidConfiguration``

@@ -1,9 +1,10 @@
-"""What each Service's status should say, from the outcomes and reports on the bus.
+"""What each Service's status should say, from the trees, outcomes and reports on the bus.
 
 Pure: :class:`HealthState` holds the newest :class:`ApplyOutcome` per virtual
-service and :class:`SourceReport` per source, and computes a Service's
-:class:`Desired` status from them. Health compares that with the Service as
-it is and writes only the difference.
+service, :class:`SourceReport` per source, and whom each virtual service's
+tree serves (:class:`VsTreeHead`), and computes a Service's :class:`Desired`
+status from them. Health compares that with the Service as it is and writes
+only the difference.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.contracts import ApplyOutcome, ObjRef, Severity, SourceReport
+from services.common.contracts import ApplyOutcome, ObjRef, Severity, SourceReport, VsTreeHead
 from services.health.conditions import (
     REASON_CONTROLLER_ERROR,
     REASON_PROGRAMMED,
@@ -22,6 +23,7 @@ from services.health.conditions import (
 )
 
 SvcKey = tuple[str, str]  # (namespace, name)
+VsKey = tuple[str, str]  # (tenant, virtual service name): a tree and its outcome
 
 SERVICE = "Service"
 
@@ -36,13 +38,18 @@ class Desired:
     # (reason, message) of warnings: appended to the condition's message, and
     # announced by an Event when the Service's condition does not say them yet.
     warnings: tuple[tuple[str, str], ...] = ()
-    # This cluster's bus has named the Service (an outcome, live, deleted or
-    # since moved on, or a report): only then may health take back what it wrote.
+    # This cluster's bus has named the Service (a tree or an outcome, live,
+    # deleted or since moved on, or a report): only then may health take back what it wrote.
     named: bool = False
+    # Virtual services whose tree serves the Service and that have no outcome
+    # yet; set only when the condition is VipPending for that reason.
+    unapplied: tuple[str, ...] = ()
 
 
 _HAS_VIP = " has VIP "
 _VIPS_SAID = re.compile(re.escape(_HAS_VIP) + r"([^\s,()]+(?:, [^\s,()]+)*)")
+_VSS_SAID = re.compile(r"^virtualservice ([^\s,()]+(?:, [^\s,()]+)*)" + re.escape(_HAS_VIP))
+NOT_APPLIED = " not applied yet"
 
 
 def vips_said(condition: dict[str, Any] | None) -> tuple[str, ...]:
@@ -50,6 +57,14 @@ def vips_said(condition: dict[str, Any] | None) -> tuple[str, ...]:
     if condition is None or condition.get("reason") != REASON_PROGRAMMED:
         return ()
     m = _VIPS_SAID.search(str(condition.get("message") or ""))
+    return tuple(m.group(1).split(", ")) if m else ()
+
+
+def vss_said(condition: dict[str, Any] | None) -> tuple[str, ...]:
+    """The virtual services a Programmed condition albus wrote says are applied (``virtualservice a, b has VIP``)."""
+    if condition is None or condition.get("status") != "True" or condition.get("reason") != REASON_PROGRAMMED:
+        return ()
+    m = _VSS_SAID.match(str(condition.get("message") or ""))
     return tuple(m.group(1).split(", ")) if m else ()
 
 
@@ -62,6 +77,10 @@ class HealthState:
         self.outcomes: dict[str, ApplyOutcome] = {}  # by bus subject
         self.reports: dict[SvcKey, SourceReport] = {}
         self._by_service: dict[SvcKey, set[str]] = {}
+        # Trees: whom each live one serves, and its index by Service. A Service
+        # with a tree and no live outcome is one the syncer has not applied (yet).
+        self._tree_services: dict[VsKey, set[SvcKey]] = {}
+        self._trees_by_service: dict[SvcKey, set[VsKey]] = {}
 
     def set_outcome(self, subject: str, outcome: ApplyOutcome) -> set[SvcKey]:
         """Record ``outcome``; return the Services whose status may change (old and new sources)."""
@@ -73,7 +92,33 @@ class HealthState:
         now = service_keys(outcome.sources)
         for key in now:
             self._by_service.setdefault(key, set()).add(subject)
-        return touched | now
+        # Its tree's Services stop (or start again) waiting for a first apply.
+        return touched | now | self._tree_services.get((outcome.tenant, outcome.vs_name), set())
+
+    def set_tree(self, tree: VsTreeHead) -> set[SvcKey]:
+        """Record whom a tree (or its deletion) serves; return the Services whose desired status changed.
+
+        Only those: most trees are edits of applied virtual services (new
+        members, a new port), which change nothing here until their outcome,
+        and health reads a Service for every one it is given.
+        """
+        vs = (tree.tenant, tree.vs_name)
+        now = set() if tree.deleted else service_keys(tree.sources)
+        before = self._tree_services.get(vs, set())
+        touched = before | now
+        was = {key: self.desired(key) for key in touched}
+        for key in before:
+            self._trees_by_service.get(key, set()).discard(vs)
+        self._tree_services.pop(vs, None)
+        if now:
+            self._tree_services[vs] = now
+        for key in now:
+            self._trees_by_service.setdefault(key, set()).add(vs)
+        return {key for key in touched if self.desired(key) != was[key]}
+
+    def trees_of(self, key: SvcKey) -> tuple[str, ...]:
+        """The virtual services whose live tree serves the Service."""
+        return tuple(sorted(name for _, name in self._trees_by_service.get(key, ())))
 
     def set_report(self, report: SourceReport) -> set[SvcKey]:
         if report.source.kind != SERVICE:
@@ -83,7 +128,8 @@ class HealthState:
         return {key}
 
     def services(self) -> set[SvcKey]:
-        return {k for k, subs in self._by_service.items() if subs} | set(self.reports)
+        return ({k for k, subs in self._by_service.items() if subs} | set(self.reports)
+                | {k for k, vss in self._trees_by_service.items() if vss})
 
     def desired(self, key: SvcKey) -> Desired:
         outs = sorted(
@@ -100,6 +146,7 @@ class HealthState:
         errors = [p for p in (report.problems if report else ()) if p.severity == Severity.ERROR]
         cond: Condition | None
         event_reason = ""
+        unapplied: tuple[str, ...] = ()
         if errors:
             reason = safe_reason(errors[0].reason)
             cond = Condition("False", reason, "; ".join(p.message for p in errors))
@@ -114,6 +161,9 @@ class HealthState:
             )
         elif live:
             cond = Condition("False", REASON_VIP_PENDING, f"virtualservice {', '.join(names)} has no VIP yet")
+        elif unapplied := self.trees_of(key):
+            # Before the first apply: the translator has published the tree, no outcome names the Service yet.
+            cond = Condition("False", REASON_VIP_PENDING, f"virtualservice {', '.join(unapplied)}{NOT_APPLIED}")
         else:
             cond = None
         warns = tuple((safe_reason(p.reason), p.message)
@@ -121,5 +171,5 @@ class HealthState:
         if cond is not None and warns:
             cond = Condition(cond.status, cond.reason,
                              cond.message + "".join(f" (warning: {m})" for _, m in warns))
-        named = key in self._by_service or key in self.reports
-        return Desired(tuple(vips), cond, names, removed, event_reason, warns, named)
+        named = key in self._by_service or key in self.reports or key in self._trees_by_service
+        return Desired(tuple(vips), cond, names, removed, event_reason, warns, named, unapplied)

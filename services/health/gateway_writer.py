@@ -28,6 +28,7 @@ _TIMEOUT = 30
 class GatewayReconciler(HealthReconciler):
     """GatewayClasses (namespace ``""``) and Gateways."""
 
+    FOLLOWS_TREES = False  # their status comes from reports and outcomes only
     KINDS: tuple[str, ...] = gs.GATEWAY_KINDS
 
     def __init__(self, api: Any, bus: Bus, cluster: str, identity: str) -> None:

@@ -6,9 +6,10 @@ An Ingress's VIPs are those of the virtual services that name it among their
 sources (its shard parents, or its hosts' dedicated VSes): one
 ``{ip: <vip>}`` entry per address. An Ingress has no conditions in its
 status, so each problem translation reports on it (a missing Service, a bad
-TLS Secret, a duplicate path, an AviInfraSetting not accepted) is a Warning
-Event, announced when this process first sees it; the Event correlator
-folds repeats. albus writes only Ingresses that translation or an outcome
+TLS Secret, a duplicate path, an AviInfraSetting not accepted), and each
+failed apply of a virtual service serving it (``SyncFailed``, the
+controller's error), is a Warning Event, announced when this process first
+sees it; the Event correlator folds repeats. albus writes only Ingresses that translation or an outcome
 names, so other controllers' Ingresses are never touched.
 """
 
@@ -34,6 +35,7 @@ KIND = "Ingress"
 API_VERSION = "networking.k8s.io/v1"
 _TIMEOUT = 30
 _CONFLICT_RETRIES = 5
+SYNC_FAILED = "SyncFailed"  # the reason a Service's Warning carries for a failed apply, too
 
 
 def _keys(refs: tuple[ObjRef, ...]) -> set[Key]:
@@ -82,6 +84,16 @@ class IngressState:
         report = self.reports.get(key)
         return [(p.reason, p.message) for p in (report.problems if report else ())]
 
+    def failures(self, key: Key) -> list[tuple[str, str]]:
+        """``SyncFailed`` for each live virtual service serving the Ingress whose last apply failed."""
+        failed = sorted((o for s in self._by_ingress.get(key, ()) if not (o := self.outcomes[s]).deleted and not o.ok),
+                        key=lambda o: o.vs_name)
+        return [(SYNC_FAILED, f"virtualservice {o.vs_name}: {o.error or 'apply failed'}") for o in failed]
+
+    def warnings(self, key: Key) -> list[tuple[str, str]]:
+        """What the Ingress's Warning Events say: translation problems, then failed applies."""
+        return self.problems(key) + self.failures(key)
+
 
 def plan(ing: dict[str, Any], vips: list[str], problems: list[tuple[str, str]], announced: set[tuple[str, str]]
          ) -> Plan:
@@ -92,12 +104,14 @@ def plan(ing: dict[str, Any], vips: list[str], problems: list[tuple[str, str]], 
     patch = None if have == want else {"metadata": {"resourceVersion": meta.get("resourceVersion")},
                                        "status": {"loadBalancer": {"ingress": want}}}
     ref = f"Ingress {meta.get('namespace')}/{meta.get('name')}"
-    events = [EventSpec("Warning", reason, "Translate", f"{ref}: {message}")
+    events = [EventSpec("Warning", reason, "Apply" if reason == SYNC_FAILED else "Translate", f"{ref}: {message}")
               for reason, message in problems if (reason, message) not in announced]
     return Plan(patch, events)
 
 
 class IngressReconciler(HealthReconciler):
+    FOLLOWS_TREES = False  # their status comes from reports and outcomes only
+
     def __init__(self, api: Any, bus: Bus, cluster: str, identity: str) -> None:
         super().__init__(api, bus, cluster, identity)
         self.api = api
@@ -123,7 +137,7 @@ class IngressReconciler(HealthReconciler):
         return get_json_or_none(self.api, self._path(key), timeout=_TIMEOUT)
 
     def _plan(self, key: Key, obj: dict[str, Any]) -> Plan:
-        return plan(obj, self.ingresses.vips(key), self.ingresses.problems(key), self._announced.get(key, set()))
+        return plan(obj, self.ingresses.vips(key), self.ingresses.warnings(key), self._announced.get(key, set()))
 
     def _write(self, key: Key, patch: dict[str, Any]) -> None:
         request_json(self.api, "PATCH", self._path(key) + "/status", patch,
@@ -157,7 +171,7 @@ class IngressReconciler(HealthReconciler):
                 except Exception as exc:
                     log.warning("%s: event %s not recorded: %s", self._describe(key), ev.reason, exc)
             # Remember only what is still reported: a problem that goes and comes back is announced again.
-            self._announced[key] = set(self.ingresses.problems(key))
+            self._announced[key] = set(self.ingresses.warnings(key))
             return
         raise RuntimeError(f"status of Ingress {key[0]}/{key[1]} kept changing ({_CONFLICT_RETRIES} conflicts)")
 

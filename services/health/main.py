@@ -28,8 +28,8 @@ from services.health.webhook_server import WebhookServer, start_webhook
 
 log = logging.getLogger("albus.health")
 
-# What health reads: outcomes and reports, AviInfraSettings (the control stream is watched anyway).
-STREAMS = (subjects.STREAM_OUTCOME, subjects.STREAM_K8S)
+# What health reads: trees, outcomes and reports, AviInfraSettings (the control stream is watched anyway).
+STREAMS = (subjects.STREAM_AVI, subjects.STREAM_OUTCOME, subjects.STREAM_K8S)
 SETTLED_POLL_SECONDS = 0.2
 
 

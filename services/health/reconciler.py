@@ -1,8 +1,9 @@
-"""Health's loop: follow outcomes and reports, bring each touched Service's status in line.
+"""Health's loop: follow trees, outcomes and reports, bring each touched Service's status in line.
 
-Level-based. It replays the cluster's outcomes and reports (last per subject)
-before it writes anything, so it acts on the whole current view, never on a
-half-replayed one; then every message marks the Services it concerns dirty
+Level-based. It replays the cluster's trees, outcomes and reports (last per
+subject; trees first, so no tree read is newer than the outcomes read after
+it) before it writes anything, so it acts on the whole current view, never on
+a half-replayed one; then every message marks the Services it concerns dirty
 and each dirty Service is compared with what it should say and patched only
 where it differs. A failed write is retried with back-off; a conflict (the
 Service changed under us) is retried at once against the fresh object.
@@ -14,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from kubernetes.client.exceptions import ApiException
 from opentelemetry.trace import Span
@@ -23,7 +24,7 @@ from services.common import service_ownership as ownership
 from services.common import subjects, tracing
 from services.common.bus import Bus, Delivery
 from services.common.config import Config
-from services.common.contracts import ApplyOutcome, KubeObject, SourceReport, decode
+from services.common.contracts import ApplyOutcome, KubeObject, SourceReport, VsTreeHead, decode
 from services.common.kube import rfc3339
 from services.health.desired import HealthState, SvcKey, service_keys
 from services.health.endpoint_pods import EndpointPods
@@ -41,6 +42,9 @@ _CONFLICT_RETRIES = 5
 
 
 class HealthReconciler:
+    # Whom each tree serves: a Service with a tree and no outcome is VipPending (a subclass for other kinds: off).
+    FOLLOWS_TREES: ClassVar[bool] = True
+
     def __init__(
         self,
         api: Any,
@@ -88,6 +92,9 @@ class HealthReconciler:
             self.poller.nudge(outcome.vs_name)
         self._mark(keys, d)
 
+    async def _on_tree(self, d: Delivery) -> None:
+        self._mark(self.state.set_tree(decode(d.data, VsTreeHead)), d)
+
     async def _on_slice(self, d: Delivery) -> None:
         # The watcher publishes every namespace's slices; only a Service albus
         # serves has a Ready condition for them to change.
@@ -124,9 +131,14 @@ class HealthReconciler:
         by the syncer changes no status that was right.
         """
         self.settled.clear()
-        outcomes = await self.bus.follow(subjects.outcome_cluster(self.cluster), self._on_outcome, name="outcomes")
-        reports = await self.bus.follow(subjects.report_cluster(self.cluster), self._on_report, name="reports")
-        followers = [outcomes, reports]
+        followers = []
+        if self.FOLLOWS_TREES:
+            # Before the outcomes: an outcome newer than the trees read is harmless, a tree newer than the
+            # outcomes read could look unapplied when its outcome is on the bus.
+            followers.append(await self.bus.follow(subjects.avi_cluster(self.cluster), self._on_tree, name="trees"))
+        followers.append(await self.bus.follow(subjects.outcome_cluster(self.cluster), self._on_outcome,
+                                               name="outcomes"))
+        followers.append(await self.bus.follow(subjects.report_cluster(self.cluster), self._on_report, name="reports"))
         polling: asyncio.Task[None] | None = None
         if self.poller is not None:
             # Every namespace's slices (5 tokens; the kind's _synced marker has 4).

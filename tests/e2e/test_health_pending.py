@@ -1,9 +1,10 @@
 """The pending conditions of a Service, through the real pipeline: every service a process, the real kube-apiserver.
 
-* **Not applied yet**: the syncer is stopped; the translator publishes the
-  Service's tree, no apply outcome comes. The Service must get no VIP and
-  nothing saying it is programmed. Once the syncer runs, it turns
-  ``Programmed`` with its VIP.
+* **Not applied yet** (``VipPending``): the syncer is stopped; the
+  translator publishes the Service's tree, no apply outcome comes. The
+  Service gets ``LoadBalancerProgrammed`` False/VipPending (and Ready the
+  same), no VIP, in one write. Once the syncer runs, it turns ``Programmed``
+  with its VIP.
 * **HealthCheckPending**: the controller's runtime cannot be read (the
   simulator answers ``virtualservice-inventory`` with 503), so the applied
   virtual service is not in health's runtime view: ``LoadBalancerReady`` is
@@ -84,7 +85,6 @@ def test_a_service_waits_unprogrammed_without_the_syncer_then_turns_programmed(
         assert not (c and c["status"] == "True"), f"programmed before any apply: {c}"
         assert p.vips("pending") == []
         time.sleep(0.2)
-    describe(control_plane, p, "pending", "0-not-applied")
     assert not p.objects("virtualservice"), "nothing applied without the syncer"
 
     # The runtime cannot be read from now on: the applied virtual service is not in health's view.
@@ -110,14 +110,29 @@ def test_a_service_waits_unprogrammed_without_the_syncer_then_turns_programmed(
     assert "0 of 0 members up" in r["message"], r
 
 
-@pytest.mark.xfail(strict=True, reason="health writes no condition before the first apply outcome: the translator "
-                   "publishes no report for a Service without problems, so health does not know the Service is "
-                   "albus's until the syncer answers (docs/health.md, Not done)")
-def test_a_service_not_applied_yet_is_vip_pending(pipeline: Pipeline) -> None:
+def test_a_service_not_applied_yet_is_vip_pending_then_programmed(pipeline: Pipeline, control_plane: Any) -> None:
     p = pipeline
     p.children["syncer"].stop()
     p.core.create_namespaced_service(p.namespace, lb_service("pending", PORTS))
-    wait_for(lambda: published_not_applied(p), 60, "the translator to publish the tree")
+    [vs] = wait_for(lambda: published_not_applied(p), 60, "the translator to publish the tree")
     c = wait_for(lambda: (c := condition(p, "pending")) and c["reason"] == "VipPending" and c, 10 * POLL,
                  "pending VipPending")
-    assert c["status"] == "False"
+    assert c["status"] == "False" and c["message"] == f"virtualservice {vs} not applied yet", c
+    r = wait_for(lambda: ready_is(p, "pending", "False", "VipPending"), 10 * POLL, "Ready VipPending")
+    assert r["message"] == c["message"], r
+    # One write: the Service stays as it is over three poll intervals (health sweeps and reconciles meanwhile).
+    rv = p.core.read_namespaced_service_status("pending", p.namespace).metadata.resource_version
+    until = time.monotonic() + 3 * POLL
+    while time.monotonic() < until:
+        assert p.core.read_namespaced_service_status("pending", p.namespace).metadata.resource_version == rv
+        time.sleep(0.2)
+    assert p.vips("pending") == [] and events(p, "pending") == []
+    describe(control_plane, p, "pending", "0-vip-pending")
+    assert not p.objects("virtualservice"), "nothing applied without the syncer"
+
+    p.children["syncer"].start()
+    c = wait_for(lambda: (c := condition(p, "pending")) and c["status"] == "True" and c, 90, "pending Programmed")
+    assert c["reason"] == "Programmed" and vs in p.objects("virtualservice"), c
+    vips = p.vips("pending")
+    assert vips and all(v in c["message"] for v in vips), (vips, c)
+    assert wait_for(lambda: (r := ready(p, "pending")) and r["reason"] != "VipPending" and r, 30, "Ready to follow")

@@ -13,7 +13,7 @@ import yaml
 from albus.controlplane.launcher import ControlPlane
 from services.common import subjects
 from services.common.bus import Bus
-from services.common.contracts import ApplyOutcome, ObjRef, Problem, SourceReport
+from services.common.contracts import ApplyOutcome, ObjRef, Problem, SourceReport, VsTree
 
 RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac" / "clusterrole.yaml"
 CONDITION = "albus.io/LoadBalancerProgrammed"
@@ -87,6 +87,18 @@ class Publisher:
             deleted=deleted, error=error, vips=vips, sources=(ObjRef(kind="Service", namespace=ns, name=svc),),
         )
         await self.bus.publish(subjects.outcome(self.cluster, "admin", vs), msg)
+
+    async def tree(self, ns: str, svc: str, *, deleted: bool = False) -> None:
+        """The translator's tree for the Service (no objects: health reads only whom it serves)."""
+        vs = f"{self.cluster}--{ns}-{svc}"
+        sources = () if deleted else (ObjRef(kind="Service", namespace=ns, name=svc),)
+        msg = VsTree(cluster=self.cluster, tenant="admin", vs_name=vs, deleted=deleted, sources=sources)
+        await self.bus.publish(subjects.avi_tree(self.cluster, "admin", vs), msg.with_checksum())
+
+    async def lose_outcome(self, ns: str, svc: str) -> None:
+        """Purge the Service's outcome from the stream, as a stream lost with NATS's data would."""
+        await self.bus.js.purge_stream(subjects.STREAM_OUTCOME,
+                                       subject=subjects.outcome(self.cluster, "admin", f"{self.cluster}--{ns}-{svc}"))
 
     async def report(self, ns: str, svc: str, *problems: tuple[str, str]) -> None:
         ref = ObjRef(kind="Service", namespace=ns, name=svc)

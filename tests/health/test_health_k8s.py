@@ -16,8 +16,10 @@ import pytest
 from health_helpers import Kube, Publisher, condition, ips, wait_for
 
 from albus.controlplane.launcher import ControlPlane
+from services.common import subjects
 from services.common.bus import Bus
 from services.common.config import Config
+from services.common.contracts import ApplyOutcome, ObjRef
 from services.health.main import run
 from services.health.reconciler import HealthReconciler
 
@@ -181,3 +183,88 @@ async def test_replay_after_restart_writes_nothing(
         assert [len(await kube.events(ns, name)) for name in ("ok", "bad")] == events_before
     finally:
         api.close()
+
+
+async def test_a_tree_without_outcome_is_vip_pending_and_a_restart_does_not_flap(
+    health_kubeconfig: Path, control_plane: ControlPlane, bus: Bus, cluster: str,
+    kube: Kube, publish: Publisher, kube_namespace: str,
+) -> None:
+    """Level-based VipPending: from the trees and outcomes replayed, once per transition, never on a missing outcome."""
+    ns = kube_namespace
+    for name in ("new", "done", "lost"):
+        await kube.create_lb_service(ns, name)
+        await publish.tree(ns, name)
+    await publish.outcome(ns, "done", vips=("10.10.0.7",))
+    await publish.outcome(ns, "lost", vips=("10.10.0.8",))
+    api: Any = control_plane.kube_client(health_kubeconfig)
+    try:
+        async with reconciler(api, bus, cluster) as first:
+            await asyncio.wait_for(first.settled.wait(), 30)
+            assert first.writer.status_writes == 3
+        new = condition(await kube.service(ns, "new"))
+        assert new is not None and (new["status"], new["reason"]) == ("False", "VipPending"), new
+        assert new["message"] == f"virtualservice {cluster}--{ns}-new not applied yet"
+        assert ips(await kube.service(ns, "new")) == [] and await kube.events(ns, "new") == []
+        for name in ("done", "lost"):
+            c = condition(await kube.service(ns, name))
+            assert c is not None and c["reason"] == "Programmed", (name, c)
+        before = {name: (await kube.service(ns, name))["metadata"]["resourceVersion"]
+                  for name in ("new", "done", "lost")}
+
+        # A restart with lost's outcome gone from the stream (NATS's data lost, the syncer not yet back):
+        # the replayed view lacks it, lost keeps what it says; done and new are as the bus says.
+        await publish.lose_outcome(ns, "lost")
+        async with reconciler(api, bus, cluster) as second:
+            await asyncio.wait_for(second.settled.wait(), 30)
+            assert second.writer.status_writes == 0 and second.writer.events_written == 0
+            assert {name: (await kube.service(ns, name))["metadata"]["resourceVersion"]
+                    for name in ("new", "done", "lost")} == before
+
+            # The syncer answers: new turns Programmed, in one write.
+            await publish.outcome(ns, "new", vips=("10.10.0.9",))
+
+            async def new_programmed() -> dict[str, Any] | None:
+                svc = await kube.service(ns, "new")
+                c = condition(svc)
+                return svc if c and c["status"] == "True" and ips(svc) == ["10.10.0.9"] else None
+
+            await wait_for(new_programmed, 30, "new Programmed")
+            await asyncio.wait_for(second.settled.wait(), 30)
+            assert second.writer.status_writes == 1
+    finally:
+        api.close()
+
+
+async def test_an_ingress_whose_vs_failed_to_apply_gets_a_warning_then_its_vip(
+    health_cfg: Config, kube: Kube, bus: Bus, kube_namespace: str, cluster: str
+) -> None:
+    """An Ingress has no conditions: a failed apply of the virtual service serving it is a Warning Event."""
+    ns = kube_namespace
+    await kube.call("POST", f"/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses", {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "shop"},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})
+    vs = f"{cluster}--Shared-L7-0"
+    subject = subjects.outcome(cluster, "admin", vs)
+    ref = ObjRef(kind="Ingress", namespace=ns, name="shop")
+
+    async def outcome(**kw: Any) -> None:
+        await bus.publish(subject, ApplyOutcome(cluster=cluster, tenant="admin", vs_name=vs, checksum=str(kw),
+                                                sources=(ref,), **kw))
+
+    async def ingress_events() -> list[dict[str, Any]]:
+        return [e for e in await kube.events(ns, "shop") if e["regarding"]["kind"] == "Ingress"]
+
+    await outcome(ok=False, error="create pool (macro): Injected: the controller refused the pool")
+    async with running_health(health_cfg):
+        [ev] = await wait_for(ingress_events, 30, "the Ingress's Warning")
+        assert (ev["type"], ev["reason"], ev["action"]) == ("Warning", "SyncFailed", "Apply"), ev
+        assert ev["note"] == f"Ingress {ns}/shop: virtualservice {vs}: create pool (macro): Injected: the " \
+                             "controller refused the pool"
+        await outcome(ok=True, vips=("10.10.0.20",))
+
+        async def vip() -> list[str] | None:
+            ing = await kube.call("GET", f"/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/shop")
+            return ips(ing) or None
+
+        assert await wait_for(vip, 30, "the Ingress's VIP") == ["10.10.0.20"]
+        assert [e["reason"] for e in await ingress_events()] == ["SyncFailed"]  # the success announces nothing

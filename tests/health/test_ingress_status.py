@@ -65,3 +65,25 @@ def test_report_problems_feed_the_plan() -> None:
     st.set_report(SourceReport(cluster="c1", source=ING, problems=(
         Problem(source=ING, reason="DuplicateHostPath", message="m"),)))
     assert st.known(KEY) and st.problems(KEY) == [("DuplicateHostPath", "m")]
+
+
+def test_a_failed_apply_of_a_serving_vs_is_a_warning_once_and_goes_with_its_success() -> None:
+    st = IngressState()
+    failed = ApplyOutcome(cluster="c1", tenant="admin", vs_name="c1--Shared-L7-0", checksum="x", ok=False,
+                          error="create pool (macro): 400 bad pool", sources=(ING, OTHER))
+    assert st.set_outcome("o.a", failed) == {KEY, ("web", "blog")}
+    st.set_report(SourceReport(cluster="c1", source=ING, problems=(
+        Problem(source=ING, reason="ServiceNotFound", message="m"),)))
+    want = [("ServiceNotFound", "m"), ("SyncFailed", "virtualservice c1--Shared-L7-0: create pool (macro): 400 bad pool")]
+    assert st.warnings(KEY) == want
+    p = plan(ingress(), st.vips(KEY), st.warnings(KEY), {want[0]})
+    assert p.patch is None  # no VIP yet, and none written
+    [ev] = p.events
+    assert (ev.type, ev.reason, ev.action) == ("Warning", "SyncFailed", "Apply")
+    assert ev.note == "Ingress web/shop: virtualservice c1--Shared-L7-0: create pool (macro): 400 bad pool"
+    assert plan(ingress(), st.vips(KEY), st.warnings(KEY), set(want)).events == []  # announced once
+    # Applied at last: no failure left to announce, the VIP is written.
+    st.set_outcome("o.a", outcome("c1--Shared-L7-0", ("127.1.0.5",), ING, OTHER))
+    assert st.failures(KEY) == [] and st.vips(KEY) == ["127.1.0.5"]
+    st.set_outcome("o.a", outcome("c1--Shared-L7-0", (), ING, OTHER, deleted=True))
+    assert st.failures(KEY) == []
