@@ -307,9 +307,9 @@ class TreeApplier:
             raise ApplyFailed(None, f"{obj.type} {obj.name} is not marked as cluster {self.cluster}'s; not updating")
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s differs in %s", obj.type, obj.name, differing_fields(body, cached))
-        sent = self._sent(obj, merge_owned(cached, body))
-        await run.before_write()
         uuid = _uuid(cached)
+        sent = self._sent(obj, merge_owned(cached, body, fresh=True))  # ``cached`` is this call's own copy
+        await run.before_write()
         reply = await self.client.call("put", f"{obj.type}/{uuid}", tenant=tenant, data=sent, counter=run.counter)
         if reply.status in (404, 409, 412) and attempt == 0:
             # The cache was wrong about this object: read it again and redo.

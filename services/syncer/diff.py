@@ -59,18 +59,20 @@ def differing_fields(desired: dict[str, Any], actual: dict[str, Any]) -> list[st
     ]
 
 
-def merge_owned(actual: Any, desired: Any) -> Any:
+def merge_owned(actual: Any, desired: Any, *, fresh: bool = False) -> Any:
     """The body to PUT: the controller object with every owned field set to its desired value.
 
     Dicts merge key by key, so fields the controller filled in survive. A
     list element already equal (on owned fields) to a desired element is kept
     whole, with what the controller added to it (a VIP's allocated address);
-    any other element is sent as desired.
+    any other element is sent as desired. ``fresh``: ``actual`` is the
+    caller's own copy (just unpacked from the cache), built on rather than
+    copied again (deep copies were a tenth of an edit's CPU).
     """
     if isinstance(desired, dict) and isinstance(actual, dict):
-        out = copy.deepcopy(actual)
+        out = actual if fresh else copy.deepcopy(actual)
         for key, want in desired.items():
-            out[key] = merge_owned(actual.get(key), want)
+            out[key] = merge_owned(actual.get(key), want, fresh=fresh)
         return out
     if isinstance(desired, list | tuple) and isinstance(actual, list | tuple):
         pool = list(actual)
@@ -80,6 +82,7 @@ def merge_owned(actual: Any, desired: Any) -> Any:
             if match is None:
                 merged.append(copy.deepcopy(want))
             else:
-                merged.append(copy.deepcopy(pool.pop(match)))
+                kept = pool.pop(match)
+                merged.append(kept if fresh else copy.deepcopy(kept))
         return merged
     return copy.deepcopy(desired)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from syncer_trees import l4_tree
 
@@ -63,6 +65,19 @@ def test_merge_keeps_controller_filled_fields_and_the_allocated_vip() -> None:
     want = [{"ip": {"addr": "2.2.2.2", "type": "V4"}, "port": 80}, {"ip": {"addr": "3.3.3.3", "type": "V4"}, "port": 80}]
     out = merge_owned({"servers": servers}, {"servers": want})["servers"]
     assert out == [servers[1], want[1]]
+
+
+def test_merge_into_a_fresh_copy_gives_the_same_body_and_copies_only_otherwise() -> None:
+    actual = {"uuid": "pool-1", "name": "p", "servers": [{"ip": {"addr": "1.1.1.1"}, "port": 80, "hostname": "h"}],
+              "health_monitor_refs": ["https://c/api/healthmonitor/hm-1#System-TCP"]}
+    desired = {"name": "p", "servers": [{"ip": {"addr": "1.1.1.1"}, "port": 80}, {"ip": {"addr": "2.2.2.2"}, "port": 80}]}
+    before = copy.deepcopy(actual)
+    copied = merge_owned(actual, desired)
+    assert actual == before  # not fresh: the caller's object is left alone
+    fresh = merge_owned(actual, desired, fresh=True)
+    assert fresh == copied and fresh is actual  # built on the caller's own copy
+    fresh["servers"][1]["ip"]["addr"] = "9.9.9.9"
+    assert desired["servers"][1]["ip"]["addr"] == "2.2.2.2"  # what the tree wants is still copied
 
 
 def test_macro_nests_every_tree_object_under_its_reference() -> None:
