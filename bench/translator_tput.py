@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -25,7 +27,7 @@ from pyinstrument import Profiler
 
 from albus.stack import service, write_config
 from bench import report, results
-from bench.machine import cpu_seconds
+from bench.machine import cpu_seconds, memory_mb
 from bench.stack import SELECTOR_KEY, VIP_NET, Stack
 from bench.workload import documents, endpoint_ip
 from services.common import subjects
@@ -34,7 +36,7 @@ from services.common.config import Config, load_config
 from services.common.contracts import KindSynced, KubeObject
 from services.common.incarnation import incarnation
 from services.translator.engine import Engine
-from services.translator.main import REQUIRED_KINDS
+from services.translator.main import FLUSH_PART, REQUIRED_KINDS
 from services.translator.offline import as_kube_object
 
 
@@ -54,10 +56,12 @@ def events(cluster: str, ns: str, n: int) -> list[KubeObject]:
 def in_process(cfg: Config, evs: list[KubeObject], profile_to: Path) -> dict[str, Any]:
     # The figures first, from the process's first full view, as in the translator service (a
     # second one in the same process first collects what the first froze: services/translator/heap.py).
+    rss0 = memory_mb(os.getpid()).get("rss_mb")  # the harness and its events
     engine = Engine(cfg)
     t0, c0 = time.perf_counter(), time.process_time()
-    trees = _bulk(engine, evs)
+    trees, digest = _bulk(engine, evs)
     bulk, bulk_cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = memory_mb(os.getpid()).get("peak_rss_mb")  # before the steady phase and the profile add to it
     # steady state: endpoints change one at a time, each flushed on its own
     edits = [ko for ko in evs if ko.kind == "EndpointSlice"][:2000]
     t1, c1 = time.perf_counter(), time.process_time()
@@ -78,15 +82,26 @@ def in_process(cfg: Config, evs: list[KubeObject], profile_to: Path) -> dict[str
     return {"bulk_events": len(evs), "bulk_seconds": round(bulk, 3), "trees": trees,
             "bulk_events_per_s": round(len(evs) / bulk), "bulk_events_per_cpu_s": round(len(evs) / bulk_cpu),
             "steady_events": len(edits), "steady_events_per_s": round(len(edits) / steady),
-            "steady_events_per_cpu_s": round(len(edits) / steady_cpu)}
+            "steady_events_per_cpu_s": round(len(edits) / steady_cpu),
+            "rss_before_engine_mb": rss0, "peak_rss_after_bulk_mb": peak, "trees_digest": digest}
 
 
-def _bulk(engine: Engine, evs: list[KubeObject]) -> int:
-    """The initial list: every event observed, then one flush; the number of trees."""
+def _bulk(engine: Engine, evs: list[KubeObject]) -> tuple[int, str]:
+    """The initial list: every event observed, then one flush in parts as the service takes it (each
+    part's trees dropped before the next, as once published); the number of trees and a digest of them.
+
+    The digest (of every tree's name and checksum) tells whether two revisions translate the same
+    (within one run: the cluster's name, in every tree, changes from run to run).
+    """
     for ko in evs:
         engine.observe(ko)
     engine.mark_all()
-    return len(engine.flush().trees)
+    named: list[str] = []
+    while True:
+        named += (f"{t.vs_name} {t.checksum}" for t in engine.flush(FLUSH_PART).trees)
+        if not engine.flushing:
+            break
+    return len(named), hashlib.sha256("\n".join(sorted(named)).encode()).hexdigest()[:16]
 
 
 async def _through_bus(stack: Stack, cfg: Config, evs: list[KubeObject], cfg_path: Path) -> dict[str, Any]:
@@ -126,6 +141,7 @@ async def _through_bus(stack: Stack, cfg: Config, evs: list[KubeObject], cfg_pat
             await asyncio.sleep(0.2)
         last = max(seen.values()) - t0 if seen else float("nan")
         cpu = cpu_seconds(pid) - cpu0
+        peak = memory_mb(pid).get("peak_rss_mb")  # the service process, its full view published
     finally:
         proc.stop()
         await nc.close()
@@ -133,7 +149,7 @@ async def _through_bus(stack: Stack, cfg: Config, evs: list[KubeObject], cfg_pat
     return {"events": len(evs), "trees_seen": len(seen), "trees_expected": n_trees,
             "publish_seconds": round(published, 3), "seconds_to_last_tree": round(last, 3),
             "events_per_s": round(len(evs) / last), "translator_cpu_s": round(cpu, 2),
-            "events_per_translator_cpu_s": round(len(evs) / cpu) if cpu else None}
+            "events_per_translator_cpu_s": round(len(evs) / cpu) if cpu else None, "translator_peak_rss_mb": peak}
 
 
 def run(stack: Stack, outdir: Path, n: int) -> dict[str, Any]:

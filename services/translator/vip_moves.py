@@ -16,8 +16,9 @@ from typing import Any
 from services.common.contracts import AviObject, VsTree
 
 
-def _vip(tree: VsTree | None) -> dict[str, Any] | None:
-    for o in tree.objects if tree is not None else ():
+def vip_of(tree: VsTree) -> dict[str, Any] | None:
+    """The first VIP of the tree's vsvip (a copy), if it has one."""
+    for o in tree.objects:
         if o.type == "vsvip":
             vips = o.body.get("vip") or []
             return dict(vips[0]) if vips else None
@@ -28,9 +29,10 @@ def _network(vip: dict[str, Any] | None) -> str:
     return str(((vip or {}).get("ipam_network_subnet") or {}).get("network_ref") or "")
 
 
-def carry_vip_id(new: VsTree, published: VsTree | None) -> tuple[VsTree, str]:
-    """``new`` with the vip_id it must have, and a message when the VIP is re-allocated."""
-    want, had = _vip(new), _vip(published)
+def carry_vip_id(new: VsTree, had: dict[str, Any] | None) -> tuple[VsTree, str]:
+    """``new`` with the vip_id it must have given ``had``, the VIP of the tree on the bus; and a message
+    when the VIP is re-allocated."""
+    want = vip_of(new)
     if want is None or had is None:
         return new, ""
     moved = _network(want) != _network(had) and bool(want.get("auto_allocate_ip"))

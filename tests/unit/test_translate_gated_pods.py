@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from services.common.contracts import KubeObject, ObjRef
+from services.common.contracts import KubeObject, ObjRef, VsTree
 from services.common.readiness_gate import GATE_TYPE
-from services.translator.engine import Engine
+from services.translator.engine import Changes, Engine
 from tests.unit.test_translate_l4 import CFG, _ko, svc
 
 
@@ -42,15 +42,28 @@ NOT_READY = {"ready": False, "serving": False, "terminating": False}
 READY = {"ready": True, "serving": True, "terminating": False}
 
 
-def enabled(e: Engine) -> dict[str, bool]:
+class OnBus(Engine):
+    """An engine whose flushed trees are kept, as the bus would (the engine keeps only their summary)."""
+
+    def __init__(self) -> None:
+        super().__init__(CFG)
+        self.bus: dict[str, VsTree] = {}
+
+    def flush(self, limit: int | None = None) -> Changes:
+        out = super().flush(limit)
+        self.bus.update((t.vs_name, t) for t in out.trees)
+        return out
+
+
+def enabled(e: OnBus) -> dict[str, bool]:
     """Each member's ``enabled`` in the Service's pool, as last published."""
-    tree = e.published["c1--shop-web"]
+    tree = e.bus["c1--shop-web"]
     (pool,) = [o.body for o in tree.objects if o.type == "pool"]
     return {s["ip"]["addr"]: s["enabled"] for s in pool["servers"]}
 
 
-def run(docs: list[KubeObject]) -> Engine:
-    e = Engine(CFG)
+def run(docs: list[KubeObject]) -> OnBus:
+    e = OnBus()
     for ko in docs:
         e.observe(ko)
         e.flush()  # a flush after every message: the worst case for order

@@ -108,7 +108,8 @@ def test_three_listeners_three_services_one_vs_one_vip_three_ports() -> None:
 
 def test_gateway_status_and_listener_attachment_are_reported() -> None:
     e = engine(TELCO)
-    reports = {r.source: r for r in e.flush().reports}
+    changes = e.flush()
+    reports = {r.source: r for r in changes.reports}
     st = reports[GW_REF].gateway
     assert st is not None and st.accepted and st.reason == "Accepted" and st.generation == 3
     assert [(li.name, li.accepted, li.attached, li.supported_kinds) for li in st.listeners] == [
@@ -116,7 +117,8 @@ def test_gateway_status_and_listener_attachment_are_reported() -> None:
         ("sig", True, 1, ("/Service", f"{GWAPI}/TCPRoute"))]
     cls = reports[ObjRef(kind="GatewayClass", name="avi-lb")].gateway
     assert cls is not None and cls.accepted and cls.generation == 2
-    tree = next(iter(e.desired[GW_REF].values()))
+    (name,) = e.desired[GW_REF]
+    tree = next(t for t in changes.trees if t.vs_name == name)
     assert tree.sources == (GW_REF, ObjRef(kind="Service", namespace="nf", name="sig"),
                             ObjRef(kind="Service", namespace="nf", name="sip-t"),
                             ObjRef(kind="Service", namespace="nf", name="sip-u"))
@@ -222,14 +224,16 @@ def test_http_listener_is_not_accepted_and_conflicting_listeners_are_conflicted(
     docs = [gwclass(), gw(listener("web", 80, "HTTP"), listener("a", 7000, "TCP"), listener("b", 7000, "TCP"),
                           listener("sip", 5060, "UDP"))]
     e = engine(docs)
-    (rep,) = [r for r in e.flush().reports if r.source == GW_REF]
+    changes = e.flush()
+    (rep,) = [r for r in changes.reports if r.source == GW_REF]
     st = rep.gateway
     assert st is not None and st.accepted and st.reason == "ListenersNotValid"
     by = {li.name: li for li in st.listeners}
     assert (by["web"].accepted, by["web"].accepted_reason) == (False, "UnsupportedProtocol")
     assert (by["a"].accepted_reason, by["a"].conflicted_reason) == ("PortUnavailable", "ProtocolConflict")
     assert by["b"].conflicted_reason == "ProtocolConflict" and by["sip"].accepted
-    tree = next(iter(e.desired[GW_REF].values()))
+    (name,) = e.desired[GW_REF]
+    tree = next(t for t in changes.trees if t.vs_name == name)
     vs = next(o for o in tree.objects if o.type == "virtualservice").body
     assert [s["port"] for s in vs["services"]] == [5060]
 
