@@ -6,6 +6,7 @@ limits and retries); health only reads, to validate AviInfraSettings.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -44,6 +45,27 @@ def avisdk_session_factory(cfg: Config) -> Callable[[bool], Session]:
             timeout=60,
             lazy_authentication=lazy,
         )
+        _settle_environment(session)  # type: ignore[arg-type]
         return session
 
     return make
+
+
+def _settle_environment(session: requests.Session) -> None:
+    """Read the proxy, CA bundle and netrc settings of the environment once, for the controller.
+
+    With ``trust_env`` requests reads them again on every call (the proxy
+    variables and ~/.netrc), a tenth of the syncer's CPU per edit. Every call
+    goes to the one controller and a process's environment does not change,
+    so the answer is the same each time: taken here, as requests would take it.
+    """
+    url = str(getattr(session, "prefix", ""))
+    if not url:
+        return
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle  # requests lets it win over the session's own setting
+    if session.auth is None:
+        session.auth = requests.utils.get_netrc_auth(url)
+    session.trust_env = False
