@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from opentelemetry.trace import SpanContext
+from prometheus_client import Counter
 
 from services.common import subjects, tracing
 from services.common.contracts import Contract, encode
@@ -47,6 +48,19 @@ RETRY_MAX_DELAY = 2.0
 PERMISSIONS_VIOLATION = "permissions violation"
 # Stream administration is the syncer pool's: a cluster identity is refused it, expectedly.
 STREAM_ADMIN = ("$js.api.stream.create.", "$js.api.stream.update.")
+
+
+# The counters' children by subject kind: ``labels()`` per message takes a lock and builds a key.
+_received: dict[str, Counter] = {}
+_published: dict[str, Counter] = {}
+
+
+def _counted(children: dict[str, Counter], counter: Counter, subject: str) -> None:
+    kind = subject_kind(subject)
+    child = children.get(kind)
+    if child is None:
+        child = children[kind] = counter.labels(kind)
+    child.inc()
 
 
 class BusRefused(Exception):
@@ -255,7 +269,7 @@ class Bus:
             if failing_since:
                 log.info("publish on %s acknowledged after %.1fs", subject,
                          asyncio.get_running_loop().time() - failing_since)
-            BUS_PUBLISHED.labels(subject_kind(subject)).inc()
+            _counted(_published, BUS_PUBLISHED, subject)
             return int(ack.seq)
 
     def refused(self, subject: str) -> str | None:
@@ -285,7 +299,7 @@ class Bus:
 
         async def _cb(m: Msg) -> None:
             assert follower is not None
-            BUS_RECEIVED.labels(subject_kind(m.subject)).inc()
+            _counted(_received, BUS_RECEIVED, m.subject)
             meta = m.metadata
             d = Delivery(
                 subject=m.subject,

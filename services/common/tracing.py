@@ -45,7 +45,9 @@ from services.common.config import Config
 from services.common.contracts import KubeObject
 
 TRACER_NAME = "albus"
-PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
+_TRACEPARENT = "traceparent"
+PROPAGATOR = CompositePropagator([_TRACE_CONTEXT, W3CBaggagePropagator()])
 BAGGAGE_CLUSTER = "albus.cluster"
 BAGGAGE_OBJECT = "albus.object"
 # The watcher's root span of a change carries this attribute: the span store
@@ -58,8 +60,19 @@ _current_vs: contextvars.ContextVar[str] = contextvars.ContextVar("albus_vs", de
 _Call = TypeVar("_Call", bound=Callable[..., Awaitable[Any]])
 
 
+# (provider, its tracer): looking the tracer up per span was a tenth of the translator's busy time
+# through the bus (the SDK builds and compares an instrumentation scope on every call).
+_tracer_of: tuple[trace.TracerProvider, trace.Tracer] | None = None
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """albus's tracer from the current provider (looked up again only when the provider changes)."""
+    global _tracer_of
+    provider = trace.get_tracer_provider()
+    cached = _tracer_of
+    if cached is None or cached[0] is not provider:
+        cached = _tracer_of = (provider, provider.get_tracer(TRACER_NAME))
+    return cached[1]
 
 
 # -- propagation -------------------------------------------------------------------
@@ -77,7 +90,10 @@ def extract(headers: Mapping[str, str] | None) -> Context:
 
 def span_context_of(headers: Mapping[str, str] | None) -> trace.SpanContext | None:
     """The sender's span context, or None when the message carries none."""
-    sc = trace.get_current_span(extract(headers)).get_span_context()
+    # Only ``traceparent`` makes a span context: a message without it costs no propagator call.
+    if not headers or _TRACEPARENT not in headers:
+        return None
+    sc = trace.get_current_span(_TRACE_CONTEXT.extract(headers)).get_span_context()
     return sc if sc.is_valid else None
 
 
@@ -153,6 +169,25 @@ def caused_by(
         if redelivered:
             span.add_event("albus.redelivered")
         yield span
+
+
+def if_caused(
+    name: str,
+    causes: Sequence[trace.SpanContext],
+    attributes: Mapping[str, Any] | None = None,
+    *,
+    about: tuple[str, str] | None = None,
+) -> contextlib.AbstractContextManager[Span]:
+    """:func:`caused_by` when some traced change caused the work; no span at all otherwise.
+
+    Work no change asked for (a tree found stale after a restart, objects
+    published untraced) starts no trace of its own, as the syncer's periodic
+    resync and garbage collection do not: a span and its export per message
+    was most of the translator's cost for such messages.
+    """
+    if not causes:
+        return contextlib.nullcontext(trace.INVALID_SPAN)
+    return caused_by(name, causes, attributes, about=about)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,8 @@ from services.common.config import parse_config
 from services.common.contracts import ChangeTraced, KubeObject, ObjRef, SpanRecord, decode
 from services.translator.causes import Causes
 
+REAL_TRACER = tracing.tracer  # before the fixture below replaces it
+
 
 @pytest.fixture(autouse=True)
 def sdk_tracer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,6 +78,28 @@ def test_a_tree_is_the_child_of_its_earliest_cause_and_links_them_all() -> None:
         assert baggage.get_baggage(tracing.BAGGAGE_OBJECT) == "Service/ns/web"
     with tracing.caused_by("stale", []) as span:
         assert span.parent is None
+
+
+def test_work_no_traced_change_caused_makes_no_span() -> None:
+    cause = tracing.tracer().start_span("change").get_span_context()
+    with tracing.if_caused("translate", [], {"avi.vs_name": "v"}, about=("c", "Service/ns/web")) as span:
+        assert span is trace.INVALID_SPAN and not trace.get_current_span().get_span_context().is_valid
+        assert tracing.inject({}) == {}  # nothing travels on with what it publishes
+    with tracing.if_caused("translate", [cause], {"avi.vs_name": "v"}, about=("c", "Service/ns/web")) as span:
+        assert span.parent is not None and span.parent.span_id == cause.span_id
+        assert "traceparent" in tracing.inject({})
+
+
+def test_the_tracer_is_looked_up_once_per_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = TracerProvider(), TracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: first)
+    t1 = REAL_TRACER()
+    assert REAL_TRACER() is t1
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: second)
+    t2 = REAL_TRACER()
+    assert t2 is not t1 and REAL_TRACER() is t2
+    with t2.start_as_current_span("x") as span:
+        assert span.is_recording()
 
 
 def test_route_templates_hide_object_ids() -> None:
