@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import inspect
 import json
 import statistics
 import tempfile
@@ -116,6 +118,17 @@ async def _macro_costs(sim: SimServer, bodies: list[dict[str, Any]], marks: list
 async def _loop_lag(sim: SimServer, seconds: float, tick: float = 0.01) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     lags: list[float] = []
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}  # the collector's pauses per generation
+    began = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            pauses[info["generation"]].append(time.perf_counter() - began[0])
+
+    gc.callbacks.append(on_gc)
+    probes0 = getattr(sim.ctl.health, "probes", 0)
     cpu0, wall0 = time.process_time(), time.monotonic()
     end = wall0 + seconds
     while time.monotonic() < end:
@@ -124,13 +137,18 @@ async def _loop_lag(sim: SimServer, seconds: float, tick: float = 0.01) -> dict[
         lags.append(loop.time() - t - tick)
     cpu = time.process_time() - cpu0
     wall = time.monotonic() - wall0
+    gc.callbacks.remove(on_gc)
+    probes = getattr(sim.ctl.health, "probes", 0) - probes0
     pools = sim.ctl.store.by_type.get("pool", {})
     return {"seconds": round(wall, 1), "ticks": len(lags), "tick_ms": tick * 1000,
             "lag_p50_ms": round(1000 * _pct(lags, 0.5), 2), "lag_p99_ms": round(1000 * _pct(lags, 0.99), 2),
             "lag_max_ms": round(1000 * max(lags), 2), "cpu_share": round(cpu / wall, 3),
             "pools": len(pools),
             "pools_with_monitor": sum(1 for p in pools.values() if p.data.get("health_monitor_refs")),
-            "members": sum(len(p.data.get("servers", []) or []) for p in pools.values())}
+            "members": sum(len(p.data.get("servers", []) or []) for p in pools.values()),
+            "probes": probes, "probes_per_s": round(probes / wall, 1),
+            "gc_pauses": {f"gen{g}": {"count": len(v), "total_s": round(sum(v), 3),
+                                      "max_ms": round(1000 * max(v), 1) if v else 0.0} for g, v in pauses.items()}}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -143,7 +161,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             _on_loopback(b)
     print(f"{len(bodies)} macro bodies in {time.monotonic() - t0:.1f}s", flush=True)
     marks = sorted({min(int(m), args.services) for m in args.marks.split(",")})
-    async with SimServer(port=0, seed=yaml.safe_load(SIM_SEED)) as sim:
+    # settle_heap as `albus sim` runs it (off for the "before" code, which has no such option)
+    opts = {"settle_heap": True} if "settle_heap" in inspect.signature(SimServer).parameters else {}
+    async with SimServer(port=0, seed=yaml.safe_load(SIM_SEED), **opts) as sim:
         costs = await _macro_costs(sim, bodies, marks, args.sample, args.services)
         await asyncio.sleep(args.settle)  # the checks of the last pools created start
         lag = await _loop_lag(sim, args.lag_seconds)

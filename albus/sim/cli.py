@@ -55,7 +55,7 @@ async def _serve(args: argparse.Namespace) -> int:
                     health_interval=args.health_interval, session_timeout=args.session_timeout,
                     profile=args.profile, rate=args.rate, burst=args.burst, https=args.https,
                     cert_dir=args.cert_dir, state_file=args.state, allow_basic_auth=args.allow_basic_auth,
-                    probe_networks=args.probe_network, dataplane=args.dataplane)
+                    probe_networks=args.probe_network, dataplane=args.dataplane, settle_heap=True)
     await sim.start()
     if args.port_file:
         args.port_file.write_text(str(sim.port))  # before the line, so a reader of the line finds the file

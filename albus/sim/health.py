@@ -82,6 +82,7 @@ class Health:
         self._scheduler: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.running = False
+        self.probes = 0  # connection-level probes made (a benchmark's measure of the checking work)
         store.hooks.append(self._hook)
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -254,6 +255,7 @@ class Health:
             return True, NOT_PROBED
         if mtype in UNPROBED_TYPES:
             return True, ""
+        self.probes += 1
         tls = mtype == "HEALTH_MONITOR_HTTPS"
         ctx: ssl.SSLContext | None = None
         if tls:

@@ -19,6 +19,7 @@ from aiohttp import web
 from albus.sim import certs, persist
 from albus.sim.app import Config, Controller, build_app
 from albus.sim.dataplane import DataPlane
+from albus.sim.heap import HeapSettler
 from albus.sim.seed import apply_seed, load_seed, seed_system
 
 Json = Any
@@ -42,7 +43,7 @@ class SimServer:
                  profile: str = "default", rate_limit: bool | None = None, rate: float = 32.0, burst: int = 64,
                  https: bool = False, cert_dir: str | Path | None = None, state_file: str | Path | None = None,
                  allow_basic_auth: bool = False, probe_networks: list[str] | None = None,
-                 dataplane: bool = False) -> None:
+                 dataplane: bool = False, settle_heap: bool = False) -> None:
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}")
         self.host = host
@@ -64,6 +65,8 @@ class SimServer:
         self.ctl.limiter.rate = rate
         self.ctl.limiter.burst = burst
         self._seed = seed
+        # process-wide (gc.freeze): the simulator's own process turns it on, in-process test servers do not
+        self._settler = HeapSettler(self.ctl.store) if settle_heap else None
         self._runner: web.AppRunner | None = None
         self._saver: persist.Saver | None = None
         self.cert_path: Path | None = None
@@ -101,6 +104,8 @@ class SimServer:
         addrs = self._runner.addresses
         self.port = int(addrs[0][1])
         self.ctl.health.start()
+        if self._settler is not None:
+            self._settler.start()
         if self.ctl.dataplane is not None:
             await self.ctl.dataplane.start()
         if self.state_file is not None:
@@ -112,6 +117,8 @@ class SimServer:
         if self.ctl.dataplane is not None:
             await self.ctl.dataplane.stop()
         await self.ctl.health.stop()
+        if self._settler is not None:
+            await self._settler.stop()
         if self._saver is not None:
             await self._saver.stop()
             self._saver = None
