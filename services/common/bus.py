@@ -30,6 +30,7 @@ from prometheus_client import Counter
 from services.common import subjects, tracing
 from services.common.contracts import Contract, encode
 from services.common.metrics import BUS_PUBLISHED, BUS_RECEIVED, subject_kind
+from services.common.pub_acks import PubAcks
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class Bus:
     def __init__(self, nc: NATS, replicas: int = 1) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
+        self.acks = PubAcks(nc)
         self.replicas = replicas
         # Permission violations the server reported (nats-server confines each cluster's identity).
         self.refusals: list[str] = []
@@ -248,7 +250,7 @@ class Bus:
         delay, failing_since, warned = 0.1, 0.0, 0.0
         while True:
             try:
-                ack = await self.js.publish(subject, data, headers=hdrs or None, msg_ttl=ttl)
+                ack = await self.acks.publish(subject, data, headers=hdrs or None, ttl=ttl)
             except TRANSIENT as exc:
                 refused = self.refused(subject)
                 if refused:
