@@ -90,6 +90,20 @@ def test_work_no_traced_change_caused_makes_no_span() -> None:
         assert "traceparent" in tracing.inject({})
 
 
+def test_a_failure_inside_a_span_is_recorded_and_the_span_ended() -> None:
+    cause = tracing.tracer().start_span("change").get_span_context()
+    before = trace.get_current_span()
+    with pytest.raises(ValueError), \
+            tracing.caused_by("translate", [cause], about=("c", "Service/ns/web")) as span:
+        assert trace.get_current_span() is span and baggage.get_baggage(tracing.BAGGAGE_CLUSTER) == "c"
+        raise ValueError("boom")
+    assert trace.get_current_span() is before and baggage.get_baggage(tracing.BAGGAGE_CLUSTER) is None
+    assert not span.is_recording() and span.end_time is not None  # type: ignore[attr-defined]
+    assert span.status.status_code == trace.StatusCode.ERROR  # type: ignore[attr-defined]
+    assert span.status.description == "ValueError: boom"  # type: ignore[attr-defined]
+    assert [e.name for e in span.events] == ["exception"]  # type: ignore[attr-defined]
+
+
 def test_the_tracer_is_looked_up_once_per_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = TracerProvider(), TracerProvider()
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: first)
