@@ -118,14 +118,16 @@ async def _macro_costs(sim: SimServer, bodies: list[dict[str, Any]], marks: list
 async def _loop_lag(sim: SimServer, seconds: float, tick: float = 0.01) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     lags: list[float] = []
-    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}  # the collector's pauses per generation
-    began = [0.0]
+    # the collector's pauses per generation: (wall, CPU) seconds; on a shared box the wall time of a
+    # pause includes waiting for a core, its CPU time does not
+    pauses: dict[int, list[tuple[float, float]]] = {0: [], 1: [], 2: []}
+    began = [0.0, 0.0]
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            began[0] = time.perf_counter()
+            began[:] = [time.perf_counter(), time.process_time()]
         else:
-            pauses[info["generation"]].append(time.perf_counter() - began[0])
+            pauses[info["generation"]].append((time.perf_counter() - began[0], time.process_time() - began[1]))
 
     gc.callbacks.append(on_gc)
     probes0 = getattr(sim.ctl.health, "probes", 0)
@@ -147,8 +149,12 @@ async def _loop_lag(sim: SimServer, seconds: float, tick: float = 0.01) -> dict[
             "pools_with_monitor": sum(1 for p in pools.values() if p.data.get("health_monitor_refs")),
             "members": sum(len(p.data.get("servers", []) or []) for p in pools.values()),
             "probes": probes, "probes_per_s": round(probes / wall, 1),
-            "gc_pauses": {f"gen{g}": {"count": len(v), "total_s": round(sum(v), 3),
-                                      "max_ms": round(1000 * max(v), 1) if v else 0.0} for g, v in pauses.items()}}
+            "gc_pauses": {f"gen{g}": {"count": len(v), "total_s": round(sum(w for w, _ in v), 3),
+                                      "max_ms": round(1000 * max(w for w, _ in v), 1) if v else 0.0,
+                                      "cpu_total_s": round(sum(c for _, c in v), 3),
+                                      "cpu_max_ms": round(1000 * max(c for _, c in v), 1) if v else 0.0}
+                          for g, v in pauses.items()},
+            "heap_settles": getattr(getattr(sim, "_settler", None), "settles", None)}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

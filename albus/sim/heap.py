@@ -7,7 +7,7 @@ with 20,000 probed pools (bench/sim_scaling.py, 28 Nov), six full collections in
 5.1 s each, with the event loop (every API request) stopped meanwhile.
 
 :class:`HeapSettler` checks the store every ``CHECK_S``; when its record count has changed by
-``MIN_RECORDS`` since the last settle, it collects what is not frozen yet and freezes the survivors
+``MIN_RECORDS`` since the last settle (or ``PERIOD_S`` have passed, for a store that large), it collects what is not frozen yet and freezes the survivors
 (``gc.freeze``: out of later collections' sight; reference counting still frees them). A collection
 then traverses only what came after, so it costs in proportion to the change, not to the store. Store
 records make no reference cycles; a cycle frozen by accident (a transient asyncio object alive at that
@@ -27,6 +27,7 @@ from albus.sim.store import Store
 
 CHECK_S = 5.0
 MIN_RECORDS = 1000
+PERIOD_S = 30.0
 STALE_S = 600.0
 
 
@@ -36,11 +37,15 @@ class HeapSettler:
         self.records = 0      # store records at the last settle
         self.frozen_since_deep = False  # a light settle froze things since the last deep one
         self.at = time.monotonic()      # of the last deep settle
+        self.light_at = self.at         # of the last settle of either kind
         self.settles = 0
         self._task: asyncio.Task[None] | None = None
 
-    def due(self) -> bool:
-        return abs(len(self.store.by_uuid) - self.records) >= MIN_RECORDS
+    def due(self, now: float) -> bool:
+        n = len(self.store.by_uuid)
+        # also now and then while a large store stands still: what the health checks keep (a state per
+        # member) becomes long-lived without a record changing
+        return abs(n - self.records) >= MIN_RECORDS or (n >= MIN_RECORDS and now - self.light_at >= PERIOD_S)
 
     def deep_due(self, now: float) -> bool:
         return self.frozen_since_deep and now - self.at >= STALE_S
@@ -53,6 +58,7 @@ class HeapSettler:
         gc.freeze()
         self.records = len(self.store.by_uuid)
         self.frozen_since_deep = not deep
+        self.light_at = time.monotonic()
         if deep:
             self.at = time.monotonic()
         self.settles += 1
@@ -72,5 +78,5 @@ class HeapSettler:
             await asyncio.sleep(CHECK_S)
             if self.deep_due(time.monotonic()):
                 self.settle(deep=True)
-            elif self.due():
+            elif self.due(time.monotonic()):
                 self.settle()

@@ -37,14 +37,25 @@ def test_settles_after_min_records_of_change() -> None:
     store = Store()
     s = HeapSettler(store)
     add(store, 9)
-    assert not s.due()
+    assert not s.due(s.light_at)
     add(store, 1)
-    assert s.due()
+    assert s.due(s.light_at)
     s.settle()
-    assert gc.get_freeze_count() > 0 and s.records == 10 and not s.due()
+    assert gc.get_freeze_count() > 0 and s.records == 10 and not s.due(s.light_at)
     for rec in list(store.by_uuid.values()):  # shrinking counts too
         store.remove(rec)
-    assert s.due()
+    assert s.due(s.light_at)
+
+
+def test_a_large_store_standing_still_settles_every_period() -> None:
+    store = Store()
+    s = HeapSettler(store)
+    add(store, 9)
+    assert not s.due(s.light_at + heap.PERIOD_S + 1)  # small: never by the clock
+    add(store, 1)
+    s.settle()
+    assert not s.due(s.light_at + 1)
+    assert s.due(s.light_at + heap.PERIOD_S + 1)
 
 
 def test_a_deep_settle_stale_s_after_a_light_one() -> None:
