@@ -26,6 +26,7 @@ from services.common.bus import Bus, Delivery
 from services.common.config import Config
 from services.common.contracts import ApplyOutcome, KubeObject, SourceReport, VsTreeHead, decode
 from services.common.kube import rfc3339
+from services.common.resync import first_of
 from services.health.desired import HealthState, SvcKey, service_keys
 from services.health.endpoint_pods import EndpointPods
 from services.health.gate_opener import GateOpener
@@ -39,6 +40,9 @@ from services.health.service_status import EventSpec, Plan, plan
 log = logging.getLogger(__name__)
 
 _CONFLICT_RETRIES = 5
+# One change reaches health as a burst (its EndpointSlice, then its outcome tens of ms later): gathered for
+# this long, each Service is read and compared once for it, and one namespace read serves the whole drain.
+BATCH_SECONDS = 0.1
 
 
 class HealthReconciler:
@@ -71,6 +75,7 @@ class HealthReconciler:
         self._dirty: set[SvcKey] = set()
         self._retry_at: dict[SvcKey, tuple[float, float]] = {}  # key -> (when, last delay)
         self._wake = asyncio.Event()
+        self.batch_seconds = BATCH_SECONDS
         self._origin: dict[SvcKey, Delivery] = {}  # the latest message that touched each Service: its trace
         # Set when the replay is done and nothing is dirty or waiting: tests
         # and `albus` use it to know health has caught up with the bus.
@@ -185,6 +190,8 @@ class HealthReconciler:
         await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waits:
             w.cancel()
+        if self._wake.is_set() and self.batch_seconds > 0:
+            await first_of(stop, timeout=self.batch_seconds)
 
     async def _drain(self) -> None:
         now = time.monotonic()
