@@ -160,6 +160,7 @@ async def _loop_lag(sim: SimServer, seconds: float, tick: float = 0.01) -> dict[
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
+    sha = git_sha()  # the code this run loaded (HEAD may move while it runs: a shared tree)
     t0 = time.monotonic()
     bodies = macro_bodies(args.services + args.sample)
     if args.members == "loopback":
@@ -174,7 +175,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(args.settle)  # the checks of the last pools created start
         lag = await _loop_lag(sim, args.lag_seconds)
         print(json.dumps(lag), flush=True)
-    return {"benchmark": "sim_scaling", "label": args.label, "git_sha": git_sha(),
+    return {"benchmark": "sim_scaling", "label": args.label, "git_sha": sha,
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
             "parameters": {"services": args.services, "sample": args.sample, "lag_seconds": args.lag_seconds,
                            "settle_s": args.settle, "members": MEMBERS[args.members],
