@@ -59,6 +59,13 @@ class ServerState:
                 "last_changed_time": {"secs": secs, "usecs": int((self.since - secs) * 1e6)}}
 
 
+def _forget(e: BaseException) -> None:
+    """Drop a caught probe error's traceback: through asyncio's frames it makes a reference cycle
+    (~47 objects per failed connect on 3.11) that only a full collection frees — at a thousand probes a
+    second, the collections paused the loop for a quarter of a second each."""
+    e.__traceback__ = None
+
+
 def _server_port(pool: Record, s: dict[str, Json]) -> int:
     return int(s.get("port") or pool.data.get("default_server_port", 80))
 
@@ -245,6 +252,7 @@ class Health:
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            _forget(e)
             return False, f"Health check error: {type(e).__name__}: {e}"
 
     async def _probe(self, hm: Record, s: dict[str, Json], pool: Record, timeout: float) -> tuple[bool, str]:
@@ -265,6 +273,7 @@ class Health:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port, ssl=ctx), timeout)
         except (TimeoutError, OSError) as e:
+            _forget(e)
             return False, f"Connect failed: {type(e).__name__}" if not str(e) else f"Connect failed: {e}"
         try:
             if mtype not in ("HEALTH_MONITOR_HTTP", "HEALTH_MONITOR_HTTPS"):
@@ -283,6 +292,7 @@ class Health:
                 return True, ""
             return False, f"Response code {code} not in {codes}"
         except (TimeoutError, OSError) as e:
+            _forget(e)
             return False, f"Health check failed: {type(e).__name__}"
         finally:
             writer.close()

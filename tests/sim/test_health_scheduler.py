@@ -8,6 +8,7 @@ the states it produces, not timings.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from typing import Any
 
@@ -112,3 +113,20 @@ async def test_a_replanned_pool_drops_its_round_and_old_members(ctl: Controller)
     await asyncio.sleep(0.5)
     assert p.uuid not in ctl.health._rounds
     assert ctl.health.states.get((p.uuid, "127.0.0.1", 1)) is None
+
+
+async def test_failed_probes_leave_no_cyclic_garbage(ctl: Controller) -> None:
+    p = pool(ctl, "refused", ["127.0.0.1"])  # nothing listens on 127.0.0.1:1
+    hm = ctl.health._monitor(p)
+    assert hm is not None
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            ok, reason = await ctl.health._probe(hm, p.data["servers"][0], p, 2.0)
+            assert not ok and reason.startswith("Connect failed")
+        garbage = gc.collect()
+    finally:
+        gc.enable()
+    # ~47 objects per failed connect when the error's traceback is kept
+    assert garbage < 20 * 5
