@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from services.common.sealing import Keyring, SealError
 from services.syncer.avi_client import CallCounter, ControllerClient, ControllerError, Reply, error_text
 from services.syncer.cache import Key, ObjectCache, TenantObjects, body_digest, deletion_order, owned_by
 from services.syncer.diff import differing_fields, merge_owned, owned_equal
+from services.syncer.lanes import LaneGate
 from services.syncer.macro import MacroError, macro_body
 from services.syncer.refs import parse_ref
 
@@ -61,19 +61,18 @@ def _fail(what: str, reply: Reply) -> ApplyFailed:
 class _Turn:
     """One tree's place among the trees writing at once: taken at its first write, kept to its outcome."""
 
-    def __init__(self, writing: asyncio.Semaphore) -> None:
+    def __init__(self, writing: LaneGate) -> None:
         self.writing = writing
-        self.held = False
+        self.lane: bool | None = None  # the lane it was taken in, while held
 
     async def take(self) -> None:
-        if not self.held:
-            await self.writing.acquire()
-            self.held = True
+        if self.lane is None:
+            self.lane = await self.writing.acquire()
 
     def give_back(self) -> None:
-        if self.held:
-            self.held = False
-            self.writing.release()
+        if self.lane is not None:
+            lane, self.lane = self.lane, None
+            self.writing.release(lane)
 
 
 @dataclass
@@ -141,10 +140,16 @@ class TreeApplier:
         # a call slot, each with a fence check that ages while it waits, and crowd the event loop
         # that renews the partition leases until renewals are late and the fence refuses every
         # tree. A tree with nothing to write never waits for a turn.
-        self._writing = asyncio.Semaphore(max_in_progress or max(32, 4 * client.concurrency))
+        # Edits to existing VSes go ahead of creations at both gates, up to half of them (lanes.py).
+        writers = max_in_progress or max(32, 4 * client.concurrency)
+        self._writing = LaneGate(writers)
         # Trees being applied at all (the partition workers take it around decode and apply): twice
         # the writers, so the writers never wait for a tree while one with nothing to write passes.
-        self.admission = asyncio.Semaphore(2 * (max_in_progress or max(32, 4 * client.concurrency)))
+        self.admission = LaneGate(2 * writers)
+
+    def is_edit(self, tenant: str, vs_name: str) -> bool:
+        """The VS stands on the controller (cached, or applied by this process): its trees take the edit lane."""
+        return (tenant, vs_name) in self._previous or self.cache.has(tenant, "virtualservice", vs_name)
 
     async def apply(self, tree: VsTree, fence: Fence = _no_fence) -> ApplyOutcome:
         turn = _Turn(self._writing)

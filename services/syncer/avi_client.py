@@ -34,6 +34,7 @@ from services.common import tracing
 from services.common.avi import Session, avisdk_session_factory
 from services.common.config import Config
 from services.syncer.budget import SharedBudget
+from services.syncer.lanes import LaneGate
 from services.syncer.metrics import CONTROLLER_CALLS, object_type
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,12 @@ class TokenBucket:
         self.capacity = burst if burst is not None else max(1.0, rate)
         self.tokens = self.capacity
         self.stamp = time.monotonic()
-        self._lock = asyncio.Lock()
+        # One waiter at a time, an edit's before a creation's (lanes.py): under a tight rate the
+        # creation backlog would otherwise sit in front of every edit here too.
+        self._lock = LaneGate(1)
 
     async def take(self) -> None:
-        async with self._lock:
+        async with self._lock.lane():
             while True:
                 now = time.monotonic()
                 self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
@@ -145,7 +148,8 @@ class ControllerClient:
         self._idle: asyncio.Queue[Session] = asyncio.Queue()
         self._created = 0
         self._first_login = asyncio.Lock()
-        self._slots = asyncio.Semaphore(concurrency)
+        # The calls in flight: an edit's call takes the next free one, up to half of them (lanes.py).
+        self._slots = LaneGate(concurrency)
         self.bucket = TokenBucket(calls_per_second)
         # Shared with the other replicas when set (see budget.py): rate, concurrency, pauses.
         self.budget: SharedBudget | None = None
@@ -194,7 +198,7 @@ class ControllerClient:
         await self.bucket.take()
         if self.budget is not None:
             await self.budget.take()
-        async with self._slots, (self.budget.limiter if self.budget else contextlib.nullcontext()):
+        async with self._slots.lane(), (self.budget.limiter if self.budget else contextlib.nullcontext()):
             session = await self._session()
             loop = asyncio.get_running_loop()
             kwargs: dict[str, Any] = {"tenant": tenant}

@@ -258,6 +258,11 @@ class ObjectCache:
             tc.loaded_at = stamp
             return tc
 
+    def has(self, tenant: str, obj_type: str, name: str) -> bool:
+        """Whether the object is cached (a tenant never loaded has none; nothing is loaded here)."""
+        tc = self._tenants.get(tenant)
+        return tc is not None and tc.has(obj_type, name)
+
     def tenant_objects(self, tenant: str) -> TenantObjects:
         return self._tenants.setdefault(tenant, TenantObjects(tenant=tenant))
 

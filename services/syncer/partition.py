@@ -23,6 +23,7 @@ from services.common.bus import Bus, Delivery, Follower
 from services.common.contracts import ApplyOutcome, VsTree, decode
 from services.common.resync import first_of
 from services.syncer.apply import Fence, TreeApplier
+from services.syncer.lanes import EDIT_LANE
 from services.syncer.leases import LeaseLost
 from services.syncer.metrics import APPLY_SECONDS
 
@@ -129,7 +130,11 @@ class PartitionWorker:
             # The tree still counts as pending meanwhile (its wake stays set until admitted).
             fenced = False
             outcome: ApplyOutcome | None = None
-            async with self.applier.admission:
+            # A VS that already stands is an edit: its trees pass the creation backlog at every gate
+            # (admission, writing, controller calls), up to a share of each (lanes.py). Decided each
+            # time: a VS created by the last apply is an edit from then on.
+            EDIT_LANE.set(self.applier.is_edit(*key))
+            async with self.applier.admission.lane():
                 if self._stopping:
                     return
                 slot.wake.clear()
