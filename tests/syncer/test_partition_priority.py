@@ -61,8 +61,9 @@ async def test_an_edit_is_applied_before_the_creation_backlog_drains(
         await bus.publish(subjects.avi_tree(C, hot.tenant, hot.vs_name), hot)
         await asyncio.wait_for(outcome_count(hot.vs_name, 1), 60)
         await asyncio.to_thread(sim_admin.reset_log)  # the log from here: the backlog and the edit
-        # Every creation from now on waits 300 ms at the controller: a backlog forms at the gates.
-        await asyncio.to_thread(sim_admin.add_fault, method="POST", path="^/api/macro", latency_ms=300)
+        # Every creation from now on waits 0.8 s at the controller: a backlog forms at the gates (the
+        # edit comes a few creations in; the margin is for a slow delivery on a loaded machine).
+        await asyncio.to_thread(sim_admin.add_fault, method="POST", path="^/api/macro", latency_ms=800)
         for t in backlog:
             await bus.publish(subjects.avi_tree(C, t.tenant, t.vs_name), t)
 
