@@ -35,9 +35,12 @@ class LaneGate:
         self.in_use = 0
         self.edits_in_use = 0
         self._waiting: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
+        # Live waiters per lane, counted as they come and go: a cold backlog is 10,000 waiters, and
+        # counting them on every grant (it was) kept the event loop busy until the leases were lost.
+        self._live = {True: 0, False: 0}
 
     def waiting(self, edit: bool) -> int:
-        return sum(1 for f in self._waiting[edit] if not f.done())
+        return self._live[edit]
 
     def _next_lane(self) -> bool | None:
         """The lane the next free slot goes to, if any waits."""
@@ -56,7 +59,8 @@ class LaneGate:
             queue = self._waiting[lane]
             fut = queue.popleft()
             if fut.done():
-                continue  # cancelled while waiting
+                continue  # cancelled while waiting (no longer counted)
+            self._live[lane] -= 1
             self._take(lane)
             fut.set_result(None)
 
@@ -72,6 +76,7 @@ class LaneGate:
             return lane
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting[lane].append(fut)
+        self._live[lane] += 1
         self._grant()
         try:
             await fut
@@ -79,7 +84,8 @@ class LaneGate:
             if fut.done() and not fut.cancelled():
                 self.release(lane)  # granted as it was cancelled: give it to the next
             else:
-                fut.cancel()
+                fut.cancel()  # left in the queue, skipped when reached
+                self._live[lane] -= 1
             raise
         return lane
 

@@ -98,3 +98,28 @@ async def test_the_lane_defaults_to_the_tasks_context_and_a_cancelled_waiter_giv
     await creation
     assert gate.in_use == 0
     assert not EDIT_LANE.get()  # set in the edit's task only
+
+
+async def test_thousands_of_waiters_one_cancelled_are_counted_and_all_granted() -> None:
+    """The waiters are counted as they come and go (counting them on every grant, as at first, made a
+    10,000-tree backlog quadratic and starved the lease renewals; the cost itself is not asserted here)."""
+    gate = LaneGate(4)
+    n = 5_000
+    held = [await gate.acquire(False) for _ in range(4)]
+    done = 0
+
+    async def one() -> None:
+        nonlocal done
+        async with gate.lane(False):
+            done += 1
+
+    tasks = [asyncio.create_task(one()) for _ in range(n)]
+    await _settle()
+    assert gate.waiting(False) == n
+    tasks[0].cancel()  # one waiter gives up: not counted any more, skipped when reached
+    await _settle()
+    assert gate.waiting(False) == n - 1
+    for lane in held:
+        gate.release(lane)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert done == n - 1 and gate.in_use == 0 and gate.waiting(False) == 0
