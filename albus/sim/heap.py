@@ -3,7 +3,7 @@
 At 10,000 virtual services the store holds millions of containers for the life of the process. The
 collector traverses all of them in every full collection, and starts one each time the heap has grown
 by a quarter — and, once health probes churn futures and exceptions, several times a minute: measured
-with 20,000 probed pools (bench/sim_scaling.py, 28 Nov), six full collections in 32 s took 16.6 s, up to
+with 20,000 probed pools (bench/sim_scaling.py, 27 Nov), six full collections in 32 s took 16.6 s, up to
 5.1 s each, with the event loop (every API request) stopped meanwhile.
 
 :class:`HeapSettler` checks the store every ``CHECK_S``; when its record count has changed by
