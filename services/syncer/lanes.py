@@ -35,12 +35,14 @@ class LaneGate:
         self.in_use = 0
         self.edits_in_use = 0
         self._waiting: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
-        # Live waiters per lane, counted as they come and go: a cold backlog is 10,000 waiters, and
-        # counting them on every grant (it was) kept the event loop busy until the leases were lost.
-        self._live = {True: 0, False: 0}
+        # The queued futures not yet granted or given up, per lane: counting the queue on every grant
+        # and release instead was quadratic (10,000 trees waiting for admission: a third of the event
+        # loop, lease renewals too late, leases expired). A set, not a count: a cancelled waiter leaves
+        # it when its task sees the cancellation or when the queue reaches it, whichever comes first.
+        self._live: dict[bool, set[asyncio.Future[None]]] = {True: set(), False: set()}
 
     def waiting(self, edit: bool) -> int:
-        return self._live[edit]
+        return len(self._live[edit])
 
     def _next_lane(self) -> bool | None:
         """The lane the next free slot goes to, if any waits."""
@@ -58,9 +60,9 @@ class LaneGate:
                 return
             queue = self._waiting[lane]
             fut = queue.popleft()
+            self._live[lane].discard(fut)
             if fut.done():
-                continue  # cancelled while waiting (no longer counted)
-            self._live[lane] -= 1
+                continue  # cancelled while waiting
             self._take(lane)
             fut.set_result(None)
 
@@ -76,7 +78,7 @@ class LaneGate:
             return lane
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting[lane].append(fut)
-        self._live[lane] += 1
+        self._live[lane].add(fut)
         self._grant()
         try:
             await fut
@@ -84,8 +86,8 @@ class LaneGate:
             if fut.done() and not fut.cancelled():
                 self.release(lane)  # granted as it was cancelled: give it to the next
             else:
-                fut.cancel()  # left in the queue, skipped when reached
-                self._live[lane] -= 1
+                fut.cancel()
+                self._live[lane].discard(fut)  # it waits no more (still queued: skipped when reached)
             raise
         return lane
 

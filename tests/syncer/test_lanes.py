@@ -123,3 +123,41 @@ async def test_thousands_of_waiters_one_cancelled_are_counted_and_all_granted() 
         gate.release(lane)
     await asyncio.gather(*tasks, return_exceptions=True)
     assert done == n - 1 and gate.in_use == 0 and gate.waiting(False) == 0
+
+
+async def test_waiters_are_counted_out_once_whether_granted_cancelled_or_cancelled_as_granted() -> None:
+    # The count replaces a scan of the queue (quadratic with 10,000 trees waiting for admission): a
+    # waiter that left it twice, or never, would hand the next slot to the wrong lane or to no one.
+    gate = LaneGate(1)
+    held = await gate.acquire(False)
+    order: list[str] = []
+    go = asyncio.Event()
+    edits = [asyncio.create_task(_waiter(gate, True, f"e{i}", order, go)) for i in range(3)]
+    creation = asyncio.create_task(_waiter(gate, False, "c", order, go))
+    await _settle()
+    assert (gate.waiting(True), gate.waiting(False)) == (3, 1)
+    edits[1].cancel()  # cancelled while waiting
+    await _settle()
+    assert (gate.waiting(True), gate.waiting(False)) == (2, 1)
+    gate.release(held)  # granted to e0
+    edits[0].cancel()  # ... and cancelled before it ran: its slot passes on to e2
+    await _settle()
+    assert (gate.waiting(True), gate.waiting(False)) == (0, 1) and order == ["e2"]
+    go.set()
+    await asyncio.gather(*edits, creation, return_exceptions=True)
+    assert order == ["e2", "c"] and (gate.waiting(True), gate.waiting(False)) == (0, 0) and gate.in_use == 0
+
+
+async def test_a_waiter_cancelled_and_reached_before_its_task_runs_is_skipped() -> None:
+    # Cancelled (its future done) but its task not yet run when a slot frees: the queue reaches it
+    # first; the slot stays free for the next one and nothing is granted to a queue that is empty.
+    gate = LaneGate(1)
+    held = await gate.acquire(False)
+    waiter = asyncio.create_task(gate.acquire(False))
+    await _settle()
+    waiter.cancel()  # its future is cancelled now, its handler runs at the task's next step ...
+    gate.release(held)  # ... after the slot frees
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert (gate.in_use, gate.waiting(False)) == (0, 0)
+    assert await gate.acquire(True) is True and gate.in_use == 1
