@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from syncer_trees import l4_tree
+
 from albus.sim.server import SimServer
 from albus.sim.testing import SimAdmin
+from services.common import subjects
+from services.common.bus import Bus
 from services.common.config import Config, parse_config
+from services.common.contracts import ApplyOutcome, VsTree
 from services.syncer.apply import TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.cache import ObjectCache
+from services.syncer.partition import PartitionWorker
 
 
 def syncer_config(sim: SimServer, cluster: str, nats_url: str = "", **syncer: float) -> Config:
@@ -54,3 +65,38 @@ def our_objects(admin: SimAdmin, prefix: str) -> list[tuple[str, str]]:
     for t in ("virtualservice", "l4policyset", "pool", "vsvip"):
         found += [(t, o["name"]) for o in admin.objects(t) if o["name"].startswith(prefix)]
     return sorted(found)
+
+
+def one_partition_trees(cluster: str, count: int, among: int = 5000) -> list[VsTree]:
+    """``count`` L4 trees (Services ``svc-<i>``) whose VSes all fall in the first one's partition."""
+    part = subjects.partition_of(cluster, l4_tree(cluster, "svc-0").vs_name)
+    names = [f"svc-{i}" for i in range(among) if subjects.partition_of(cluster, f"{cluster}--default-svc-{i}") == part]
+    trees = [l4_tree(cluster, n) for n in names[:count]]
+    assert len(trees) == count and all(subjects.partition_of(cluster, t.vs_name) == part for t in trees)
+    return trees
+
+
+async def no_fence() -> None:
+    return None
+
+
+@contextlib.asynccontextmanager
+async def running_worker(bus: Bus, cluster: str, vs_name: str, applier: TreeApplier,
+                         publish: Callable[[ApplyOutcome], Awaitable[None]],
+                         fence: Callable[[], Awaitable[None]] = no_fence, **kw: Any) -> AsyncIterator[PartitionWorker]:
+    """The worker of ``vs_name``'s partition, started; stopped with the bus closed on the way out."""
+    worker = PartitionWorker(subjects.partition_of(cluster, vs_name), cluster, bus, applier, fence, publish, **kw)
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()
+        await bus.close()
+
+
+async def until(done: Callable[[], bool], timeout: float = 60) -> None:
+    """Wait, polling, until ``done()``; fail after ``timeout`` seconds."""
+    async def poll() -> None:
+        while not done():
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(poll(), timeout)

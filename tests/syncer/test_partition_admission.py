@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from syncer_helpers import make_client, syncer_config
-from syncer_trees import l4_tree
+from syncer_helpers import make_client, one_partition_trees, running_worker, syncer_config, until
 
 from albus.broker import NatsServer
 from albus.sim.server import SimServer
@@ -15,7 +12,6 @@ from services.common.contracts import ApplyOutcome, VsTree
 from services.syncer.apply import Fence, TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.cache import ObjectCache
-from services.syncer.partition import PartitionWorker
 
 C = "admit1"
 
@@ -43,10 +39,7 @@ async def test_a_backlog_is_admitted_a_few_trees_at_a_time(
     client = make_client(syncer_config(sim, C), client_factory)
     applier = CountingApplier(client, ObjectCache(client, C), max_in_progress=1)  # admits 2
     # Trees of one partition, all on the bus before the worker starts: one replay.
-    part = subjects.partition_of(C, l4_tree(C, "svc-0").vs_name)
-    trees = [t for t in (l4_tree(C, f"svc-{i}") for i in range(200))
-             if subjects.partition_of(C, t.vs_name) == part][:8]
-    assert len(trees) >= 3
+    trees = one_partition_trees(C, 8)
     for t in trees:
         await bus.publish(subjects.avi_tree(C, t.tenant, t.vs_name), t)
     outcomes: list[ApplyOutcome] = []
@@ -54,18 +47,7 @@ async def test_a_backlog_is_admitted_a_few_trees_at_a_time(
     async def publish(o: ApplyOutcome) -> None:
         outcomes.append(o)
 
-    async def fence() -> None:
-        return None
-
-    worker = PartitionWorker(part, C, bus, applier, fence, publish)
-    await worker.start()
-    try:
-        async def all_applied() -> None:
-            while not (len(outcomes) == len(trees) and worker.settled):
-                await asyncio.sleep(0.02)
-        await asyncio.wait_for(all_applied(), 60)
+    async with running_worker(bus, C, trees[0].vs_name, applier, publish) as worker:
+        await until(lambda: len(outcomes) == len(trees) and worker.settled)
         assert all(o.ok for o in outcomes)
         assert applier.most <= 2
-    finally:
-        await worker.stop()
-        await bus.close()

@@ -5,11 +5,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import weakref
 
-from syncer_helpers import make_client, syncer_config
+from syncer_helpers import make_client, running_worker, syncer_config, until
 from syncer_trees import l4_tree
 
 from albus.broker import NatsServer
@@ -20,7 +19,6 @@ from services.common.contracts import ApplyOutcome, VsTree
 from services.syncer.apply import Fence, TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.cache import ObjectCache
-from services.syncer.partition import PartitionWorker
 
 C = "mem1"
 
@@ -46,29 +44,18 @@ async def test_an_idle_worker_holds_neither_its_last_tree_nor_its_outcome(
     client = make_client(syncer_config(sim, C), client_factory)
     applier = _Watched(client, ObjectCache(client, C))
     tree = l4_tree(C, "svc-0")
-    part = subjects.partition_of(C, tree.vs_name)
     await bus.publish(subjects.avi_tree(C, tree.tenant, tree.vs_name), tree)
-    del tree  # only the bus has it now
     outcomes: list[bool] = []
 
     async def publish(o: ApplyOutcome) -> None:
         outcomes.append(o.ok)  # not the outcome itself
 
-    async def fence() -> None:
-        return None
-
-    worker = PartitionWorker(part, C, bus, applier, fence, publish)
-    await worker.start()
-    try:
-        async def settled() -> None:
-            while not (outcomes and worker.settled):
-                await asyncio.sleep(0.02)
-        await asyncio.wait_for(settled(), 60)
+    vs_name = tree.vs_name
+    del tree  # only the bus has it now
+    async with running_worker(bus, C, vs_name, applier, publish) as worker:
+        await until(lambda: bool(outcomes) and worker.settled)
         assert outcomes == [True] and len(applier.seen) == 2
         slot = next(iter(worker.slots.values()))
         assert slot.task is not None and not slot.task.done()  # waiting for the next tree
         gc.collect()  # a cycle through the apply's span or frames is not what is asked about: references
         assert [r() for r in applier.seen] == [None, None], "the idle worker keeps its last tree or outcome"
-    finally:
-        await worker.stop()
-        await bus.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from syncer_helpers import make_client, syncer_config
+from syncer_helpers import make_client, running_worker, syncer_config, until
 from syncer_trees import l4_tree
 
 from albus.broker import NatsServer
@@ -21,7 +21,6 @@ from services.common.contracts import ApplyOutcome
 from services.syncer.apply import TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.cache import ObjectCache
-from services.syncer.partition import PartitionWorker
 
 C = "prio1"
 BACKLOG = 16
@@ -48,18 +47,9 @@ async def test_an_edit_is_applied_before_the_creation_backlog_drains(
     async def publish(o: ApplyOutcome) -> None:
         outcomes.append(o)
 
-    async def fence() -> None:
-        return None
-
-    async def outcome_count(vs_name: str, n: int) -> None:
-        while sum(o.vs_name == vs_name for o in outcomes) < n:
-            await asyncio.sleep(0.02)
-
-    worker = PartitionWorker(part, C, bus, applier, fence, publish)
-    await worker.start()
-    try:
+    async with running_worker(bus, C, hot.vs_name, applier, publish) as worker:
         await bus.publish(subjects.avi_tree(C, hot.tenant, hot.vs_name), hot)
-        await asyncio.wait_for(outcome_count(hot.vs_name, 1), 60)
+        await until(lambda: any(o.vs_name == hot.vs_name for o in outcomes))
         await asyncio.to_thread(sim_admin.reset_log)  # the log from here: the backlog and the edit
         # Every creation from now on waits 0.8 s at the controller: a backlog forms at the gates (the
         # edit comes a few creations in; the margin is for a slow delivery on a loaded machine).
@@ -74,15 +64,9 @@ async def test_an_edit_is_applied_before_the_creation_backlog_drains(
         edited = l4_tree(C, "hot", endpoints=["10.0.0.1", "10.0.0.3"])
         await bus.publish(subjects.avi_tree(C, edited.tenant, edited.vs_name), edited)
 
-        async def all_applied() -> None:
-            while not (sum(o.vs_name != hot.vs_name for o in outcomes) >= BACKLOG and worker.settled):
-                await asyncio.sleep(0.05)
-        await asyncio.wait_for(all_applied(), 120)
+        await until(lambda: sum(o.vs_name != hot.vs_name for o in outcomes) >= BACKLOG and worker.settled, 120)
         assert all(o.ok for o in outcomes)
         assert [o.writes for o in outcomes if o.vs_name == hot.vs_name][-1] > 0
-    finally:
-        await worker.stop()
-        await bus.close()
     pool = f"{hot.vs_name}-TCP-80"
     edits = [r["seq"] for r in sim_admin.requests(method="PUT") if r["name"] == pool or pool in r["path"]]
     assert len(edits) == 1, sim_admin.requests(method="PUT")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from syncer_helpers import make_client, syncer_config
-from syncer_trees import l4_tree
+from syncer_helpers import make_client, one_partition_trees, running_worker, syncer_config, until
 
 from albus.broker import NatsServer
 from albus.sim.server import SimServer
@@ -15,7 +12,6 @@ from services.common.contracts import ApplyOutcome
 from services.syncer.apply import TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.cache import ObjectCache
-from services.syncer.partition import PartitionWorker
 
 C = "subj1"
 
@@ -33,9 +29,8 @@ async def test_unreadable_and_misfiled_trees_are_skipped_and_the_partition_settl
     await bus.ensure_streams()
     client = make_client(syncer_config(sim, C), client_factory)
     applier = TreeApplier(client, ObjectCache(client, C))
-    part = subjects.partition_of(C, l4_tree(C, "svc-0").vs_name)
-    good, other, odd = [t for t in (l4_tree(C, f"svc-{i}") for i in range(300))
-                        if subjects.partition_of(C, t.vs_name) == part][:3]
+    good, other, odd = one_partition_trees(C, 3)
+    part = subjects.partition_of(C, good.vs_name)
     await bus.publish(subjects.avi_tree(C, good.tenant, good.vs_name), good)
     # ``other``'s tree on ``odd``'s subject, and bytes that are no tree on a subject of their own.
     await bus.publish(subjects.avi_tree(C, odd.tenant, odd.vs_name), other)
@@ -45,18 +40,7 @@ async def test_unreadable_and_misfiled_trees_are_skipped_and_the_partition_settl
     async def publish(o: ApplyOutcome) -> None:
         outcomes.append(o)
 
-    async def fence() -> None:
-        return None
-
-    worker = PartitionWorker(part, C, bus, applier, fence, publish)
-    await worker.start()
-    try:
-        async def settled() -> None:
-            while not (outcomes and worker.settled):
-                await asyncio.sleep(0.02)
-        await asyncio.wait_for(settled(), 60)
+    async with running_worker(bus, C, good.vs_name, applier, publish) as worker:
+        await until(lambda: bool(outcomes) and worker.settled)
         assert [o.vs_name for o in outcomes] == [good.vs_name]  # only the tree on its own subject
         assert outcomes[0].ok
-    finally:
-        await worker.stop()
-        await bus.close()
