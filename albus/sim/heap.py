@@ -19,11 +19,11 @@ so only the simulator's own process turns it on (``albus sim``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 
 from albus.sim.store import Store
+from albus.sim.tasks import cancel
 
 CHECK_S = 5.0
 MIN_RECORDS = 1000
@@ -67,11 +67,8 @@ class HeapSettler:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

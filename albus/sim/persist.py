@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from albus.sim.store import Record, Store
+from albus.sim.tasks import cancel
 
 Json = Any
 FORMAT = 1
@@ -59,8 +59,5 @@ class Saver:
             self._saved = self.store.version
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         self.flush()

@@ -107,3 +107,14 @@ class Publisher:
             problems=tuple(Problem(source=ref, reason=r, message=m) for r, m in problems),
         )
         await self.bus.publish(subjects.report(self.cluster, "Service", ns, svc), msg)
+
+
+def merge_status_patch(svc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """What the API server stores after a merge patch of status (enough for these fields)."""
+    status = dict(svc.get("status") or {})
+    for k, v in patch["status"].items():
+        if v is None or v == {"ingress": None}:
+            status.pop(k, None)
+        else:
+            status[k] = v
+    return {**svc, "status": status}

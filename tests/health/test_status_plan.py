@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from health_helpers import merge_status_patch
+
 from services.common.contracts import ApplyOutcome, ObjRef, Problem, Severity, SourceReport
 from services.health.conditions import CONDITION_TYPE, Condition, merged, safe_reason
 from services.health.desired import HealthState
@@ -30,17 +32,6 @@ def _service(ips: tuple[str, ...] = (), cond: dict[str, Any] | None = None) -> d
             "status": status}
 
 
-def _apply(svc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """What the API server stores after a merge patch of status (enough for these fields)."""
-    status = dict(svc.get("status") or {})
-    for k, v in patch["status"].items():
-        if v is None or v == {"ingress": None}:
-            status.pop(k, None)
-        else:
-            status[k] = v
-    return {**svc, "status": status}
-
-
 def test_success_writes_every_vip_and_a_true_condition_and_announces_once() -> None:
     st = HealthState()
     st.set_outcome("o1", _outcome(vips=("10.0.0.5", "fd00::5")))
@@ -55,7 +46,7 @@ def test_success_writes_every_vip_and_a_true_condition_and_announces_once() -> N
         ("Normal", "Synced", "Added virtualservice c--shop-web for shop/web"),
         ("Normal", "VipAssigned", "VIP 10.0.0.5, fd00::5 assigned (virtualservice c--shop-web)")]
     # Replay against the written status: nothing to write, nothing to announce.
-    again = plan(_apply(_service(), p.patch), st.desired(("shop", "web")), LATER)
+    again = plan(merge_status_patch(_service(), p.patch), st.desired(("shop", "web")), LATER)
     assert again.empty
 
 
@@ -68,7 +59,7 @@ def test_failure_sets_false_condition_with_warning_and_success_clears_it() -> No
     assert (cond["status"], cond["reason"]) == ("False", "ControllerError")
     assert "No free IP available" in cond["message"]
     assert [(e.type, e.reason) for e in p.events] == [("Warning", "SyncFailed")]
-    failed = _apply(_service(), p.patch)
+    failed = merge_status_patch(_service(), p.patch)
     assert plan(failed, st.desired(("shop", "web")), LATER).empty
 
     st.set_outcome("o1", _outcome())
@@ -104,7 +95,7 @@ def test_deleted_outcome_clears_ingress_and_condition_with_removed_event() -> No
     assert p.patch is not None
     assert p.patch["status"] == {"loadBalancer": {"ingress": None}, "conditions": None}
     assert [(e.reason, e.note) for e in p.events] == [("Removed", "Removed virtualservice c--shop-web for shop/web")]
-    assert plan(_apply(cur, p.patch), st.desired(("shop", "web")), LATER).empty
+    assert plan(merge_status_patch(cur, p.patch), st.desired(("shop", "web")), LATER).empty
 
 
 def test_report_problem_wins_over_outcome_and_empty_report_clears_it() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from health_helpers import merge_status_patch
+
 from services.common.contracts import (
     ApplyOutcome,
     AviObject,
@@ -50,16 +52,6 @@ def _service(conds: list[dict[str, Any]] | None = None, ips: tuple[str, ...] = (
             "spec": {"type": "LoadBalancer"}, "status": status}
 
 
-def _apply(svc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    status = dict(svc.get("status") or {})
-    for k, v in patch["status"].items():
-        if v is None or v == {"ingress": None}:
-            status.pop(k, None)
-        else:
-            status[k] = v
-    return {**svc, "status": status}
-
-
 def _programmed(vs: str = VS) -> dict[str, Any]:
     return {"type": CONDITION_TYPE, "status": "True", "reason": "Programmed",
             "message": f"virtualservice {vs} has VIP 10.0.0.5", "lastTransitionTime": NOW}
@@ -83,7 +75,7 @@ def test_a_tree_without_outcome_is_vip_pending_then_programmed_by_its_outcome() 
     [cond] = p.patch["status"]["conditions"]
     assert (cond["type"], cond["status"], cond["reason"]) == (CONDITION_TYPE, "False", "VipPending")
     assert "loadBalancer" not in p.patch["status"]
-    svc = _apply(_service(), p.patch)
+    svc = merge_status_patch(_service(), p.patch)
     assert plan(svc, st.desired(KEY), LATER).empty  # one write per transition
 
     assert st.set_outcome("o", _outcome()) == {KEY}
@@ -93,7 +85,7 @@ def test_a_tree_without_outcome_is_vip_pending_then_programmed_by_its_outcome() 
     assert [e.reason for e in p.events] == ["Synced", "VipAssigned"]
     # A new tree of the applied virtual service (an edit) keeps it Programmed.
     st.set_tree(_tree())
-    assert plan(_apply(svc, p.patch), st.desired(KEY), LATER).empty
+    assert plan(merge_status_patch(svc, p.patch), st.desired(KEY), LATER).empty
 
 
 def test_ready_repeats_vip_pending() -> None:
@@ -123,7 +115,7 @@ def test_problems_and_failed_applies_win_over_pending() -> None:
 def test_a_tree_deleted_before_any_apply_takes_back_vip_pending() -> None:
     st = HealthState()
     st.set_tree(_tree())
-    svc = _apply(_service(), plan(_service(), st.desired(KEY), NOW).patch or {})
+    svc = merge_status_patch(_service(), plan(_service(), st.desired(KEY), NOW).patch or {})
     assert st.set_tree(_tree(deleted=True)) == {KEY}
     want = st.desired(KEY)
     assert want.condition is None and want.named

@@ -33,6 +33,7 @@ from albus.sim.dataplane.routes import (
 from albus.sim.dataplane.stats import VsStats
 from albus.sim.health import Health
 from albus.sim.store import ADMIN_TENANT, Record, Store
+from albus.sim.tasks import cancel
 
 Json = Any
 RECONCILE_EVERY = 1.0
@@ -62,11 +63,8 @@ class DataPlane:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         for ep in list(self.tcp) + list(self.udp):
             self._unbind(ep)
         for w in list(self._clients):
