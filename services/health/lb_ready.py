@@ -12,7 +12,9 @@ have no healthy member.
 reason                   status   when
 =======================  =======  =====================================================
 ``Programmed``           True     programmed, VIP known, every enabled member up
-``PartiallyHealthy``     True     some members up, some down (the down ones named)
+``PartiallyHealthy``     True     some members up, some down (the down ones named), or
+                                  a pool with no member at all (a port whose endpoints
+                                  have no port of its name) beside pools that serve
 ``NoHealthyMembers``     False    no member up (or none at all)
 ``VirtualServiceDown``   False    members up but the virtual service is down/disabled
 ``HealthCheckPending``   Unknown  not in the runtime yet, or members not yet checked
@@ -88,10 +90,14 @@ def readiness(programmed: Condition | None, vs_names: tuple[str, ...], view: Run
     up_pods: set[str] = set()
     waiting = any(e.pod and not e.ready for e in eps.values())
     watch: set[str] = set()
+    empty: list[str] = []  # pools with no member: their port refuses every connection
     for name in vs_names:
         for pool in view.pools_of(name):
             if waiting:
                 watch.add(pool.summary.uuid)
+            if pool.summary.servers == 0:
+                empty.append(pool.summary.name)
+                continue
             if pool.members is None:  # every member up: the counts say so, no need to know which
                 up += pool.summary.up
                 enabled += pool.summary.servers
@@ -120,6 +126,8 @@ def readiness(programmed: Condition | None, vs_names: tuple[str, ...], view: Run
                     down[mid] = f"{where}: {m.state}" + (f" ({m.reason})" if m.reason else "")
     down = {k: down[k] for k in sorted(down) if k not in up_ids}  # a pod up in another pool serves
     counts = f"{up} of {enabled} members up" + (f", {pending} being checked" if pending else "")
+    if empty:  # before the down list, which listed_down reads from the end
+        counts += f", no member in pool {', '.join(sorted(empty))}"
     listed = list(down)[:_LISTED_MAX]
     tail = (_DOWN_PREFIX + ", ".join(listed) + (f", {len(down) - len(listed)} more" if len(down) > len(listed)
                                                 else "")) if down else ""
@@ -134,7 +142,7 @@ def readiness(programmed: Condition | None, vs_names: tuple[str, ...], view: Run
         why = "; ".join(f"virtualservice {v.name} is {v.state}" + (f" ({v.reason})" if v.reason else "")
                         for v in vs_down)
         cond = Condition("False", REASON_VS_DOWN, f"{why}: {counts}{tail}")
-    elif down:
+    elif down or empty:
         cond = Condition("True", REASON_PARTIALLY_HEALTHY, f"virtualservice {', '.join(vs_names)}: {counts}{tail}")
     else:
         cond = Condition("True", REASON_ALL_UP, f"virtualservice {', '.join(vs_names)}: {counts}")

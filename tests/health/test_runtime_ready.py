@@ -214,3 +214,23 @@ def test_all_up_counts_do_not_vouch_for_a_not_ready_pod_whose_member_is_only_kno
     assert readiness(want.condition, want.vs_names, view, _slices().endpoints(KEY)).watch_members == frozenset()
     view.want_members(KEY, frozenset())
     assert _sweep(view, with_c, now=4) == ({VS}, 0)
+
+
+def test_a_port_whose_pool_has_no_member_is_partially_healthy_and_named() -> None:
+    # A port added to the Service whose EndpointSlices have no port of its name: its pool is empty and
+    # the VIP resets every connection to it, while the other port serves.
+    view, st, eps = RuntimeView(refresh=60), _state(), _slices()
+    pools = {"p1": PoolSummary("c--shop-web-80", "p1", "OPER_UP", 3, 3, 3),
+             "p2": PoolSummary("c--shop-web-8081", "p2", "OPER_DOWN", 0, 0, 0)}
+    view.apply(pools, {VS: VsSummary(VS, "v1", "OPER_UP", "", ("p1", "p2"))}, {}, 0.0)
+    svc, events, wrote = _step(_service(), view, eps, st)
+    ready = _ready(svc)
+    assert wrote and (ready["status"], ready["reason"]) == ("True", "PartiallyHealthy")
+    assert ready["message"].endswith("3 of 3 members up, no member in pool c--shop-web-8081")
+    assert listed_down(ready["message"]) == set()  # no member is down: no member Event to make
+    assert not [e for e in events if e[1].startswith("Member")]
+    # Its endpoints get the port: every member up again.
+    pools["p2"] = PoolSummary("c--shop-web-8081", "p2", "OPER_UP", 3, 3, 3)
+    view.apply(pools, {VS: VsSummary(VS, "v1", "OPER_UP", "", ("p1", "p2"))}, {}, 1.0)
+    svc, _, wrote = _step(svc, view, eps, st)
+    assert wrote and _ready(svc)["reason"] == "Programmed"
