@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from nats.errors import TimeoutError as NatsTimeoutError
-from syncer_helpers import make_applier
+from syncer_helpers import make_applier, running_worker, until
 from syncer_trees import l4_tree
 
 from albus.broker import NatsServer
@@ -15,7 +15,6 @@ from services.common.bus import Bus
 from services.common.contracts import ApplyOutcome
 from services.syncer.avi_client import ControllerClient
 from services.syncer.leases import LeaseLost
-from services.syncer.partition import PartitionWorker
 
 C = "fence1"
 
@@ -41,25 +40,14 @@ async def test_a_fenced_apply_is_retried_and_the_partition_is_not_settled_meanwh
     async def publish(o: ApplyOutcome) -> None:
         outcomes.append(o)
 
-    worker = PartitionWorker(part, C, bus, make_applier(sim, C, client_factory), fence, publish, retry_base=0.05)
     await bus.publish(subjects.avi_tree(C, tree.tenant, tree.vs_name), tree)
-    await worker.start()
-    try:
-        async def refused_twice() -> None:
-            while refusals < 2:
-                await asyncio.sleep(0.02)
-        await asyncio.wait_for(refused_twice(), 30)
+    async with running_worker(bus, C, tree.vs_name, make_applier(sim, C, client_factory), publish, fence,
+                              retry_base=0.05) as worker:
+        await until(lambda: refusals >= 2, 30)
         assert not worker.settled and not outcomes
         fenced.set()  # the renewal went through after all
-
-        async def applied() -> None:
-            while not (outcomes and worker.settled):
-                await asyncio.sleep(0.02)
-        await asyncio.wait_for(applied(), 30)
+        await until(lambda: bool(outcomes) and worker.settled, 30)
         assert outcomes[-1].ok and outcomes[-1].vs_name == tree.vs_name
-    finally:
-        await worker.stop()
-        await bus.close()
 
 
 async def test_a_fenced_vs_waits_for_the_next_renewal_rather_than_polling(
@@ -91,27 +79,15 @@ async def test_a_fenced_vs_waits_for_the_next_renewal_rather_than_polling(
         outcomes.append(o)
 
     # A retry timer far beyond the test's deadlines: only the renewal can let the VS through.
-    worker = PartitionWorker(part, C, bus, make_applier(sim, C, client_factory), fence, publish,
-                             retry_base=0.01, retry_max=3600.0, next_renewal=next_renewal)
     await bus.publish(subjects.avi_tree(C, tree.tenant, tree.vs_name), tree)
-    await worker.start()
-    try:
-        async def waiting_for_renewal() -> None:
-            while asked < 1:
-                await asyncio.sleep(0.02)
-        await asyncio.wait_for(waiting_for_renewal(), 30)
+    async with running_worker(bus, C, tree.vs_name, make_applier(sim, C, client_factory), publish, fence,
+                              retry_base=0.01, retry_max=3600.0, next_renewal=next_renewal) as worker:
+        await until(lambda: asked >= 1, 30)
         assert refusals == 1 and not outcomes and not worker.settled
         allowed.set()
         renewal.set()
-
-        async def applied() -> None:
-            while not (outcomes and worker.settled):
-                await asyncio.sleep(0.02)
-        await asyncio.wait_for(applied(), 30)
+        await until(lambda: bool(outcomes) and worker.settled, 30)
         assert outcomes[-1].ok and refusals == 1
-    finally:
-        await worker.stop()
-        await bus.close()
 
 
 async def test_a_vs_that_failed_without_an_outcome_keeps_the_partition_unsettled(
@@ -121,7 +97,6 @@ async def test_a_vs_that_failed_without_an_outcome_keeps_the_partition_unsettled
     bus = await Bus.connect(nats_server.url, "unsettled-test")
     await bus.ensure_streams()
     tree = l4_tree(C, "timeout")
-    part = subjects.partition_of(C, tree.vs_name)
     healthy = asyncio.Event()
     checks = 0
 
@@ -137,25 +112,14 @@ async def test_a_vs_that_failed_without_an_outcome_keeps_the_partition_unsettled
         outcomes.append(o)
 
     # Its retry far beyond the test's deadlines: the state after the failure is stable while looked at.
-    worker = PartitionWorker(part, C, bus, make_applier(sim, C, client_factory), fence, publish,
-                             retry_base=3600.0, retry_max=3600.0)
     await bus.publish(subjects.avi_tree(C, tree.tenant, tree.vs_name), tree)
-    await worker.start()
-    try:
-        async def failed_once() -> None:
-            while not (checks == 1 and worker.slots and all(s.failures == 1 for s in worker.slots.values())):
-                await asyncio.sleep(0.02)
-        await asyncio.wait_for(failed_once(), 30)
+    async with running_worker(bus, C, tree.vs_name, make_applier(sim, C, client_factory), publish, fence,
+                              retry_base=3600.0, retry_max=3600.0) as worker:
+        await until(lambda: checks == 1 and bool(worker.slots)
+                    and all(s.failures == 1 for s in worker.slots.values()), 30)
         assert worker.follower is not None and worker.follower.caught_up.is_set()
         assert not outcomes and not worker.settled
         healthy.set()
         worker.resync()  # apply again now rather than after the back-off
-
-        async def applied() -> None:
-            while not (outcomes and worker.settled):
-                await asyncio.sleep(0.02)
-        await asyncio.wait_for(applied(), 30)
+        await until(lambda: bool(outcomes) and worker.settled, 30)
         assert outcomes[-1].ok
-    finally:
-        await worker.stop()
-        await bus.close()
