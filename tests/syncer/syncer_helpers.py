@@ -76,6 +76,13 @@ def one_partition_trees(cluster: str, count: int, among: int = 5000) -> list[VsT
     return trees
 
 
+class Outcomes(list[ApplyOutcome]):
+    """The outcomes a worker published, in order; ``publish`` is the worker's publisher."""
+
+    async def publish(self, o: ApplyOutcome) -> None:
+        self.append(o)
+
+
 async def no_fence() -> None:
     return None
 

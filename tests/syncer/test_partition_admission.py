@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncer_helpers import make_client, one_partition_trees, running_worker, syncer_config, until
+from syncer_helpers import Outcomes, make_client, one_partition_trees, running_worker, syncer_config, until
 
 from albus.broker import NatsServer
 from albus.sim.server import SimServer
@@ -42,12 +42,9 @@ async def test_a_backlog_is_admitted_a_few_trees_at_a_time(
     trees = one_partition_trees(C, 8)
     for t in trees:
         await bus.publish(subjects.avi_tree(C, t.tenant, t.vs_name), t)
-    outcomes: list[ApplyOutcome] = []
+    outcomes = Outcomes()
 
-    async def publish(o: ApplyOutcome) -> None:
-        outcomes.append(o)
-
-    async with running_worker(bus, C, trees[0].vs_name, applier, publish) as worker:
+    async with running_worker(bus, C, trees[0].vs_name, applier, outcomes.publish) as worker:
         await until(lambda: len(outcomes) == len(trees) and worker.settled)
         assert all(o.ok for o in outcomes)
         assert applier.most <= 2

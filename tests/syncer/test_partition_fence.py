@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from nats.errors import TimeoutError as NatsTimeoutError
-from syncer_helpers import make_applier, running_worker, until
+from syncer_helpers import Outcomes, make_applier, running_worker, until
 from syncer_trees import l4_tree
 
 from albus.broker import NatsServer
 from albus.sim.server import SimServer
 from services.common import subjects
 from services.common.bus import Bus
-from services.common.contracts import ApplyOutcome
 from services.syncer.avi_client import ControllerClient
 from services.syncer.leases import LeaseLost
 
@@ -35,13 +34,10 @@ async def test_a_fenced_apply_is_retried_and_the_partition_is_not_settled_meanwh
             refusals += 1
             raise LeaseLost(f"partition {part}: renewal overdue")
 
-    outcomes: list[ApplyOutcome] = []
-
-    async def publish(o: ApplyOutcome) -> None:
-        outcomes.append(o)
+    outcomes = Outcomes()
 
     await bus.publish(subjects.avi_tree(C, tree.tenant, tree.vs_name), tree)
-    async with running_worker(bus, C, tree.vs_name, make_applier(sim, C, client_factory), publish, fence,
+    async with running_worker(bus, C, tree.vs_name, make_applier(sim, C, client_factory), outcomes.publish, fence,
                               retry_base=0.05) as worker:
         await until(lambda: refusals >= 2, 30)
         assert not worker.settled and not outcomes
@@ -73,14 +69,11 @@ async def test_a_fenced_vs_waits_for_the_next_renewal_rather_than_polling(
         asked += 1
         return renewal
 
-    outcomes: list[ApplyOutcome] = []
-
-    async def publish(o: ApplyOutcome) -> None:
-        outcomes.append(o)
+    outcomes = Outcomes()
 
     # A retry timer far beyond the test's deadlines: only the renewal can let the VS through.
     await bus.publish(subjects.avi_tree(C, tree.tenant, tree.vs_name), tree)
-    async with running_worker(bus, C, tree.vs_name, make_applier(sim, C, client_factory), publish, fence,
+    async with running_worker(bus, C, tree.vs_name, make_applier(sim, C, client_factory), outcomes.publish, fence,
                               retry_base=0.01, retry_max=3600.0, next_renewal=next_renewal) as worker:
         await until(lambda: asked >= 1, 30)
         assert refusals == 1 and not outcomes and not worker.settled
@@ -106,14 +99,11 @@ async def test_a_vs_that_failed_without_an_outcome_keeps_the_partition_unsettled
         if not healthy.is_set():
             raise NatsTimeoutError
 
-    outcomes: list[ApplyOutcome] = []
-
-    async def publish(o: ApplyOutcome) -> None:
-        outcomes.append(o)
+    outcomes = Outcomes()
 
     # Its retry far beyond the test's deadlines: the state after the failure is stable while looked at.
     await bus.publish(subjects.avi_tree(C, tree.tenant, tree.vs_name), tree)
-    async with running_worker(bus, C, tree.vs_name, make_applier(sim, C, client_factory), publish, fence,
+    async with running_worker(bus, C, tree.vs_name, make_applier(sim, C, client_factory), outcomes.publish, fence,
                               retry_base=3600.0, retry_max=3600.0) as worker:
         await until(lambda: checks == 1 and bool(worker.slots)
                     and all(s.failures == 1 for s in worker.slots.values()), 30)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from syncer_helpers import make_client, running_worker, syncer_config, until
+from syncer_helpers import Outcomes, make_client, running_worker, syncer_config, until
 from syncer_trees import l4_tree
 
 from albus.broker import NatsServer
@@ -17,7 +17,6 @@ from albus.sim.server import SimServer
 from albus.sim.testing import SimAdmin
 from services.common import subjects
 from services.common.bus import Bus
-from services.common.contracts import ApplyOutcome
 from services.syncer.apply import TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.cache import ObjectCache
@@ -42,12 +41,9 @@ async def test_an_edit_is_applied_before_the_creation_backlog_drains(
     names = [f"new-{i}" for i in range(5000) if subjects.partition_of(C, f"{C}--default-new-{i}") == part]
     backlog = [l4_tree(C, name) for name in names[:BACKLOG]]
     assert len(backlog) == BACKLOG
-    outcomes: list[ApplyOutcome] = []
+    outcomes = Outcomes()
 
-    async def publish(o: ApplyOutcome) -> None:
-        outcomes.append(o)
-
-    async with running_worker(bus, C, hot.vs_name, applier, publish) as worker:
+    async with running_worker(bus, C, hot.vs_name, applier, outcomes.publish) as worker:
         await bus.publish(subjects.avi_tree(C, hot.tenant, hot.vs_name), hot)
         await until(lambda: any(o.vs_name == hot.vs_name for o in outcomes))
         await asyncio.to_thread(sim_admin.reset_log)  # the log from here: the backlog and the edit

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from syncer_helpers import make_client, one_partition_trees, running_worker, syncer_config, until
+from syncer_helpers import Outcomes, make_client, one_partition_trees, running_worker, syncer_config, until
 
 from albus.broker import NatsServer
 from albus.sim.server import SimServer
 from services.common import subjects
 from services.common.bus import Bus
-from services.common.contracts import ApplyOutcome
 from services.syncer.apply import TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.cache import ObjectCache
@@ -35,12 +34,9 @@ async def test_unreadable_and_misfiled_trees_are_skipped_and_the_partition_settl
     # ``other``'s tree on ``odd``'s subject, and bytes that are no tree on a subject of their own.
     await bus.publish(subjects.avi_tree(C, odd.tenant, odd.vs_name), other)
     await bus.js.publish(f"avi.{part}.{C}.admin.{C}--junk", b"\x93not a tree")
-    outcomes: list[ApplyOutcome] = []
+    outcomes = Outcomes()
 
-    async def publish(o: ApplyOutcome) -> None:
-        outcomes.append(o)
-
-    async with running_worker(bus, C, good.vs_name, applier, publish) as worker:
+    async with running_worker(bus, C, good.vs_name, applier, outcomes.publish) as worker:
         await until(lambda: bool(outcomes) and worker.settled)
         assert [o.vs_name for o in outcomes] == [good.vs_name]  # only the tree on its own subject
         assert outcomes[0].ok
