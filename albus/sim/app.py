@@ -533,32 +533,57 @@ class Api:
             rec = store.get(segs[1])
             if rec is None or rec.type != otype or not store.visible(rec, tenant):
                 raise ApiError(404, f"{TYPES[otype].model} object not found")
-            users = self._pool_users() if otype == "pool" else {}
+            users = self._pool_users([rec]) if otype == "pool" else {}
             return json_response(self._inventory_item(rec, base, users))
         recs = self._filtered(request, otype, tenant)
         page, size = self._page(request, len(recs))
         chunk = recs[(page - 1) * size: page * size]
-        users = self._pool_users() if otype == "pool" else {}
+        users = self._pool_users(chunk) if otype == "pool" else {}
         results = [self._inventory_item(r, base, users) for r in chunk]
         return self._envelope(request, f"/api/{segs[0]}", len(recs), page, size, results, base)
 
-    def _pool_users(self) -> dict[str, list[Record]]:
-        """pool uuid → virtual services sending traffic to it, computed once per inventory call."""
+    def _pool_users(self, pools: list[Record]) -> dict[str, list[Record]]:
+        """pool uuid → virtual services sending traffic to it, for these pools, in the VSes' creation order.
+
+        Found upwards through the store's referrer index (a VS reaches a pool directly, through a pool
+        group, a policy set, or a policy set's pool group: at most three hops), not by resolving every
+        VS's pools: that cost ~0.5 ms per VS on every read, 100 ms per filtered read of 50 pools at
+        2,000 VSes, and health's reads of the pools an apply touched queued the writes behind them.
+        """
+        store, health = self.ctl.store, self.ctl.health
+        order: dict[str, int] | None = None
         out: dict[str, list[Record]] = {}
-        for vs in self.ctl.store.by_type.get("virtualservice", {}).values():
-            for p in self.ctl.health.vs_pools(vs):
-                out.setdefault(p.uuid, []).append(vs)
+        for pool in pools:
+            found: dict[str, Record] = {}
+            level = [pool.uuid]
+            seen = set(level)
+            for _ in range(3):
+                up = []
+                for u in level:
+                    for r in store.referrer_records(u):
+                        if r.uuid in seen:
+                            continue
+                        seen.add(r.uuid)
+                        if r.type == "virtualservice":
+                            found[r.uuid] = r
+                        elif r.type in ("poolgroup", "httppolicyset", "l4policyset"):
+                            up.append(r.uuid)
+                level = up
+            users = [vs for vs in found.values() if any(p.uuid == pool.uuid for p in health.vs_pools(vs))]
+            if len(users) > 1:
+                order = order or {u: i for i, u in enumerate(store.by_type.get("virtualservice", {}))}
+                rank = order
+                users.sort(key=lambda vs: rank.get(vs.uuid, 0))
+            out[pool.uuid] = users
         return out
 
     def _inventory_item(self, rec: Record, base: str, users: dict[str, list[Record]]) -> dict[str, Json]:
         o = self.ctl.objects
         h = self.ctl.health
         url = o.ref_url(rec.uuid, base, False)
-        d = o.render(rec, base, include_name=False)
         if rec.type == "virtualservice":
-            keep: tuple[str, ...] = ("name", "uuid", "url", "type", "enabled", "services", "vsvip_ref", "pool_ref", "pool_group_ref",
-                    "se_group_ref", "cloud_ref", "tenant_ref", "vrf_context_ref", "dns_info", "fqdn",
-                    "vh_domain_name", "east_west_placement", "vh_parent_vs_ref", "created_by", "markers")
+            d = o.render(rec, base, include_name=False, fields=_VS_INVENTORY_FIELDS)
+            keep = _VS_INVENTORY_CONFIG
             rt = h.vs_runtime(rec)
             pools = h.vs_pools(rec)
             app = store_name(self.ctl.store, rec.data.get("application_profile_ref"))
@@ -573,8 +598,8 @@ class Api:
                     "app_profile_type": _app_type(self.ctl.store, rec.data.get("application_profile_ref")),
                     "app_profile_name": app}
         if rec.type == "pool":
-            keep = ("name", "uuid", "url", "cloud_ref", "tenant_ref", "vrf_ref", "default_server_port", "enabled",
-                    "created_by", "markers")
+            d = o.render(rec, base, include_name=False, fields=_POOL_INVENTORY_FIELDS)
+            keep = _POOL_INVENTORY_CONFIG
             rt = h.pool_runtime(rec)
             vss = users.get(rec.uuid, [])
             return {"uuid": rec.uuid, "url": url, "config": {k: d[k] for k in keep if k in d},
@@ -584,7 +609,18 @@ class Api:
                     "health_score": health_score(rt["oper_status"]["state"]),
                     "alert": {"high": 0, "low": 0, "medium": 0},
                     "virtualservices": [o.ref_url(v.uuid, base, False) for v in vss]}
-        return {"uuid": rec.uuid, "url": url, "config": d}
+        return {"uuid": rec.uuid, "url": url, "config": o.render(rec, base, include_name=False)}
+
+
+# The config fields an inventory entry shows (rendered alone: rendering the whole object to keep these
+# was half the cost of a read). Tuples: the entry's keys come in this order.
+_VS_INVENTORY_CONFIG: tuple[str, ...] = ("name", "uuid", "url", "type", "enabled", "services", "vsvip_ref", "pool_ref",
+                        "pool_group_ref", "se_group_ref", "cloud_ref", "tenant_ref", "vrf_context_ref", "dns_info",
+                        "fqdn", "vh_domain_name", "east_west_placement", "vh_parent_vs_ref", "created_by", "markers")
+_POOL_INVENTORY_CONFIG: tuple[str, ...] = ("name", "uuid", "url", "cloud_ref", "tenant_ref", "vrf_ref", "default_server_port",
+                          "enabled", "created_by", "markers")
+_VS_INVENTORY_FIELDS = frozenset(_VS_INVENTORY_CONFIG)
+_POOL_INVENTORY_FIELDS = frozenset(_POOL_INVENTORY_CONFIG)
 
 
 def store_name(store: Store, uuid: Json) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import Any
 
 from albus.sim import certs
@@ -274,7 +274,7 @@ class Objects:
             fn(event, rec)
 
     # ---- rendering ----------------------------------------------------------------------
-    def render(self, rec: Record, base: str, *, include_name: bool, fields: set[str] | None = None) -> dict[str, Json]:
+    def render(self, rec: Record, base: str, *, include_name: bool, fields: Set[str] | None = None) -> dict[str, Json]:
         spec = TYPES[rec.type].body if rec.type in TYPES else None
         out: dict[str, Json] = {"url": self.ref_url(rec.uuid, base, include_name)}
         specs = spec.fields if spec is not None else {}

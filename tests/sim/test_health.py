@@ -173,6 +173,36 @@ def test_pool_without_monitor_is_up_and_inventory(client: Client, sim: SimServer
     assert joined["results"][0]["runtime"]["oper_status"]["state"] == "OPER_UP"
 
 
+
+def test_pool_inventory_names_every_vs_using_the_pool(client: Client) -> None:
+    """A pool's ``virtualservices`` come through a pool group, a policy set's switching and a direct ref, in
+    the VSes' creation order; only the pools of the page are resolved (health reads 50 at a time)."""
+    def pool(name: str) -> dict[str, Any]:
+        return client.ok("POST", "pool", {"name": name, "servers": [{"ip": {"addr": "127.0.0.9", "type": "V4"}}]})
+
+    def vs(name: str, **refs: Any) -> dict[str, Any]:
+        vip = client.ok("POST", "vsvip", {"name": f"{name}-vip", "vip": [{"vip_id": "0", "auto_allocate_ip": True,
+                        "ipam_network_subnet": {"network_ref": "/api/network/?name=vip-net"}}]})
+        return client.ok("POST", "virtualservice", {"name": name, "services": [{"port": 80}],
+                                                    "vsvip_ref": vip["url"], **refs})
+
+    direct, grouped, switched, unused = pool("u-direct"), pool("u-grouped"), pool("u-switched"), pool("u-unused")
+    group = client.ok("POST", "poolgroup", {"name": "u-group", "members": [{"pool_ref": grouped["url"]}]})
+    ps = client.ok("POST", "httppolicyset", {"name": "u-routes", "http_request_policy": {"rules": [
+        {"name": "r1", "index": 1, "enable": True,
+         "match": {"path": {"match_criteria": "BEGINS_WITH", "match_str": ["/s"]}},
+         "switching_action": {"action": "HTTP_SWITCHING_SELECT_POOL", "pool_ref": switched["url"]}}]}})
+    first = vs("u-first", pool_group_ref=group["url"])
+    second = vs("u-second", pool_ref=direct["url"], http_policies=[{"index": 11, "http_policy_set_ref": ps["url"]}])
+    third = vs("u-third", pool_ref=grouped["url"])
+    uuids = ",".join(p["uuid"] for p in (direct, grouped, switched, unused))
+    items = client.ok("GET", "pool-inventory", params={"uuid.in": uuids})["results"]
+    users = {i["config"]["name"]: [u.rsplit("/", 1)[-1] for u in i["virtualservices"]] for i in items}
+    assert users == {"u-direct": [second["uuid"]], "u-grouped": [first["uuid"], third["uuid"]],
+                     "u-switched": [second["uuid"]], "u-unused": []}
+    one = client.ok("GET", f"pool-inventory/{grouped['uuid']}")
+    assert [u.rsplit("/", 1)[-1] for u in one["virtualservices"]] == [first["uuid"], third["uuid"]]
+
 def test_members_outside_probe_networks_are_never_contacted(client: Client, listeners: list[TcpListener],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import albus.sim.health as health
