@@ -207,6 +207,10 @@ class AlbusSettings(_Section):
     namespace: str = ""
     syncer: SyncerSettings = Field(default_factory=SyncerSettings)
     healthPollSeconds: float = Field(default=5.0, gt=0)
+    # Health's complete runtime sweeps average at most this many controller reads a second: at 10,000
+    # Services a sweep is ~150 inventory pages, every 5 s that alone would be a real controller's whole
+    # per-client limit (docs/health.md, "What health reads").
+    healthSweepCallsPerSecond: float = Field(default=2.0, gt=0)
     readinessGate: ReadinessGateSettings = Field(default_factory=ReadinessGateSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     logFormat: Literal["text", "json"] = "text"

@@ -81,7 +81,9 @@ class HealthReconciler:
         # and `albus` use it to know health has caught up with the bus.
         self.settled = asyncio.Event()
         # The controller's runtime (None: status from outcomes and reports only).
-        self.poller = RuntimePoller(runtime, poll_seconds, self._on_runtime) if runtime is not None else None
+        self.poller = (RuntimePoller(runtime, poll_seconds, self._on_runtime,
+                                     sweep_calls_per_second=self.cfg.albus.healthSweepCallsPerSecond)
+                       if runtime is not None else None)
         self.endpoints = EndpointPods()
         self._vs_services: dict[str, set[SvcKey]] = {}  # virtual service name -> the Services it serves
         self._ready: dict[SvcKey, Readiness] = {}  # the last runtime verdict per Service

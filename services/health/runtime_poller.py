@@ -1,7 +1,10 @@
 """Health's runtime sweeps: every interval, and reads of what an apply touched soon after its outcome.
 
 A complete sweep reads every virtual service and pool of the cluster every
-``interval``. In between, an outcome names its virtual service (``nudge``):
+``interval``, or less often on a large cluster: sweeps average at most
+``sweep_calls_per_second`` controller reads (10,000 Services are ~150
+inventory pages: every 5 s, that alone was a real controller's per-client
+limit, and the simulator's writes queued behind the reads). In between, an outcome names its virtual service (``nudge``):
 the names gathered are read alone with their pools, one such read at a time
 and at least ``min_gap`` seconds apart, so a burst of applies costs one or
 two small reads. (A complete sweep per outcome burst cost health a quarter
@@ -36,9 +39,11 @@ Sweep = tuple[dict[str, PoolSummary], dict[str, VsSummary], dict[str, tuple[Memb
 
 class RuntimePoller:
     def __init__(self, reader: RuntimeReader, interval: float, on_change: Callable[[set[str]], None], *,
-                 refresh: float | None = None, min_gap: float | None = None) -> None:
+                 refresh: float | None = None, min_gap: float | None = None,
+                 sweep_calls_per_second: float | None = None) -> None:
         self.reader = reader
         self.interval = interval
+        self.sweep_calls_per_second = sweep_calls_per_second
         self.on_change = on_change  # called with the names of the virtual services whose runtime changed
         self.view = RuntimeView(refresh if refresh is not None else interval * 6)
         self.min_gap = min_gap if min_gap is not None else min(1.0, interval / 2)
@@ -48,6 +53,12 @@ class RuntimePoller:
         self.sweeps = 0
         self.partial_reads = 0
         self.failures = 0
+
+    def sweep_gap(self, calls: int) -> float:
+        """Seconds from one complete sweep's start to the next, for a sweep that made ``calls`` reads."""
+        if not self.sweep_calls_per_second:
+            return self.interval
+        return max(self.interval, calls / self.sweep_calls_per_second)
 
     def nudge(self, vs_name: str | None = None) -> None:
         """An apply happened: read that virtual service soon (None: sweep everything soon)."""
@@ -104,8 +115,9 @@ class RuntimePoller:
             if started >= next_sweep or self._sweep_all or not self.view.loaded:
                 # Everything: the names gathered meanwhile are in it.
                 self._sweep_all, self._touched = False, set()
+                calls = self.reader.calls
                 changed = await self.sweep()
-                next_sweep = started + self.interval
+                next_sweep = started + self.sweep_gap(self.reader.calls - calls)
             else:
                 names, self._touched = self._touched, set()
                 changed = await self.read_some(names) if names else set()

@@ -132,3 +132,28 @@ async def test_an_applied_vs_is_read_alone_with_its_pools(
     sim_client.ok("DELETE", f"virtualservice/{poller.view.vss[VS].uuid}")
     assert await poller.read_some({VS}) == {VS}  # asked for and not found: gone
     assert VS not in poller.view.vss and len(poller.view.pools) == 251  # its pool waits for a complete sweep
+
+
+async def test_complete_sweeps_are_paced_by_their_reads(sim: SimServer, sim_client: SimClient) -> None:
+    """A sweep of many pages waits pages ÷ rate before the next one, even when the interval is shorter."""
+    for i in range(250):  # two pool-inventory pages + one virtualservice-inventory page per sweep
+        sim_client.ok("POST", "pool", {"name": f"c1--filler-{i}", "created_by": f"ako-{CLUSTER}",
+                                       "servers": [{"ip": {"addr": "127.0.3.9", "type": "V4"}}]})
+
+    async def sweeps_within(poller: RuntimePoller, seconds: float, enough: int) -> int:
+        stop = asyncio.Event()
+        task = asyncio.create_task(poller.run(stop))
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and poller.sweeps < enough:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        return poller.sweeps
+
+    # Unpaced, a 0.1 s interval sweeps again and again.
+    assert await sweeps_within(RuntimePoller(RuntimeReader(_cfg(sim)), 0.1, lambda _: None), 20, 4) >= 4
+    paced = RuntimePoller(RuntimeReader(_cfg(sim)), 0.1, lambda _: None, sweep_calls_per_second=1.0)
+    assert paced.sweep_gap(3) == 3.0 and paced.sweep_gap(0) == 0.1
+    # Paced at one read a second, the first sweep's three reads hold the next one off for 3 s.
+    assert await sweeps_within(paced, 2.0, 2) == 1
+    assert paced.reader.calls == 3
