@@ -365,7 +365,9 @@ class Bus:
 
     async def last(self, subject: str) -> Delivery | None:
         """The current message on one exact subject, or None."""
-        stream = await self.js.find_stream_name_by_subject(subject)
+        # Known from the subject: asking the server (a JetStream API round trip) doubled the syncer's
+        # bus calls before every outcome it publishes.
+        stream = subjects.stream_of(subject) or await self.js.find_stream_name_by_subject(subject)
         try:
             raw = await self.js.get_last_msg(stream, subject)
         except NotFoundError:

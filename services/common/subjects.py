@@ -145,6 +145,17 @@ STREAMS: dict[str, list[str]] = {
     STREAM_CONTROL: ["ctl.>"],  # resync requests and the services' answers (docs/disaster-recovery.md)
 }
 
+
+
+def stream_of(subject: str) -> str | None:
+    """The stream holding ``subject`` (STREAMS' patterns are all ``<token>.>``); None when none does."""
+    head = subject.split(".", 1)[0]
+    for name, patterns in STREAMS.items():
+        if f"{head}.>" in patterns and "." in subject:
+            return name
+    return None
+
+
 # The span store is a bounded history, not state: every message kept, the
 # oldest dropped past an hour or 64 MiB (whichever comes first).
 STREAM_LIMITS: dict[str, dict[str, float]] = {

@@ -105,3 +105,19 @@ async def test_follower_resumes_after_the_broker_restarts(fresh_nats: NatsServer
     assert got == ["1", "2"]
     await f.stop()
     await bus.close()
+
+
+async def test_stream_of_a_subject_is_the_one_the_server_names(nats_server: NatsServer) -> None:
+    """``last`` takes the stream from the subject instead of asking: it must be the server's answer."""
+    bus = await Bus.connect(nats_server.url, "test")
+    await bus.ensure_streams()
+    samples = [subjects.k8s_object("c", "Service", "default", "a"), subjects.avi_tree("c", "admin", "vs"),
+               subjects.outcome("c", "admin", "vs"), "report.c.x", "trace.c.x", "ctl.resync", "avisync.c.x"]
+    for subject in samples:
+        assert subjects.stream_of(subject) == await bus.js.find_stream_name_by_subject(subject), subject
+    assert subjects.stream_of("nothing.here") is None and subjects.stream_of("avi") is None
+    subj = subjects.outcome("c", "admin", "vs")
+    await bus.publish(subj, _svc("c", "vs", "7"))
+    got = await bus.last(subj)
+    assert got is not None and decode(got.data, KubeObject).resource_version == "7"
+    await bus.close()
