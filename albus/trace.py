@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,9 @@ from services.common.contracts import ChangeTraced, SpanBatch, SpanRecord, decod
 from services.watcher.kinds import KINDS
 
 HEALTH_SERVICE = "albus-health"
+WATCHER_SERVICE = "albus-watcher"
+# A change younger than this may still be on its way past the watcher: never skipped as "went nowhere".
+SETTLE_NS = 5_000_000_000
 
 
 class TraceNotFound(LookupError):
@@ -74,6 +78,12 @@ def pick(changes: list[ChangeTraced], resource_version: str | None, trace_id: st
         ):
             return ch
     raise TraceNotFound("no traced change" + (f" at resourceVersion {resource_version}" if resource_version else ""))
+
+
+def went_nowhere(view: dict[str, Any], change: ChangeTraced, now_ns: int) -> bool:
+    """The change is settled and only the watcher ever worked on it (albus's own status write echoed back,
+    an edit of nothing albus reads): not what "the latest change" means to someone asking."""
+    return view["services"] == [WATCHER_SERVICE] and now_ns - change.start_ns > SETTLE_NS
 
 
 # -- the timeline ------------------------------------------------------------------
@@ -154,8 +164,11 @@ def render(view: dict[str, Any]) -> str:
         ref = ch["object"]
         obj = "/".join(p for p in (ref["kind"], ref["namespace"], ref["name"]) if p)
         head += f"  {obj} rv {ch['resource_version']}{' (deleted)' if ch['deleted'] else ''}"
-    lines = [head + f"  total {view['total_ms']:.1f} ms" + ("" if view["complete"] else "  (no status write yet)"),
-             f"{'offset':>10} {'duration':>10}  {'service':<17} span"]
+    lines = [head + f"  total {view['total_ms']:.1f} ms" + ("" if view["complete"] else "  (no status write yet)")]
+    if view.get("skipped"):
+        lines.append(f"(passed over {view['skipped']} later change(s) that went no further than the watcher, "
+                     "such as albus's own status writes; --rv shows one)")
+    lines.append(f"{'offset':>10} {'duration':>10}  {'service':<17} span")
     for r in view["spans"]:
         extra = f"  -> {r['status_code']}" if r["status_code"] is not None else ""
         if r["links"]:
@@ -183,12 +196,15 @@ async def load(nats_url: str, cluster: str, target: Target | None, resource_vers
         deadline = asyncio.get_running_loop().time() + wait
         while True:
             try:
-                change = None
-                if target is not None:
-                    change = pick(await changes_of(bus, cluster, target), resource_version, trace_id)
-                    trace_id = change.trace_id
-                assert trace_id is not None
-                view = timeline(trace_id, await spans_of(bus, cluster, trace_id), change)
+                if target is not None and resource_version is None and trace_id is None:
+                    view = await _latest_that_went_somewhere(bus, cluster, target)
+                else:
+                    change = None
+                    if target is not None:
+                        change = pick(await changes_of(bus, cluster, target), resource_version, trace_id)
+                        trace_id = change.trace_id
+                    assert trace_id is not None
+                    view = timeline(trace_id, await spans_of(bus, cluster, trace_id), change)
                 if view["complete"] or asyncio.get_running_loop().time() >= deadline:
                     return view
             except TraceNotFound:
@@ -200,10 +216,34 @@ async def load(nats_url: str, cluster: str, target: Target | None, resource_vers
         await bus.close()
 
 
+async def _latest_that_went_somewhere(bus: Bus, cluster: str, target: Target) -> dict[str, Any]:
+    """The latest change's timeline, passing over later ones that only the watcher saw (counted in
+    ``skipped``): after a Service gets its VIP, its latest change is albus's own status write."""
+    changes = await changes_of(bus, cluster, target)
+    if not changes:
+        raise TraceNotFound("no traced change")
+    now = time.time_ns()
+    for skipped, change in enumerate(reversed(changes)):
+        try:
+            view = timeline(change.trace_id, await spans_of(bus, cluster, change.trace_id), change)
+        except TraceNotFound:
+            if now - change.start_ns <= SETTLE_NS:
+                raise  # on its way: this is the one (``--wait`` waits for it)
+            continue  # its spans are gone from the bounded store
+        if not went_nowhere(view, change, now):
+            view["skipped"] = skipped
+            return view
+    latest = changes[-1]  # every one went nowhere: the latest, as asked
+    view = timeline(latest.trace_id, await spans_of(bus, cluster, latest.trace_id), latest)
+    view["skipped"] = 0
+    return view
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="albus trace", description=__doc__.splitlines()[0])
     p.add_argument("object", nargs="?", help="<kind>/<namespace>/<name>, e.g. Service/demo/web")
-    p.add_argument("--rv", help="the change at this resourceVersion (default: the latest)")
+    p.add_argument("--rv", help="the change at this resourceVersion (default: the latest that went further "
+                                "than the watcher)")
     p.add_argument("--trace-id", help="a trace id (from a Kubernetes Event's note or annotation)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the trace to complete")
     p.add_argument("--json", action="store_true", help="machine-readable output")

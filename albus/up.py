@@ -299,4 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\nstopping")
         return 0
     finally:
+        # Stopping takes seconds; a second signal meanwhile (make and its shell each pass one on, or an
+        # impatient Ctrl-C) interrupted it and left the simulator, NATS and the services running.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.stop()

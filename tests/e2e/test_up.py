@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +42,39 @@ def test_albus_up_runs_the_demo_until_every_service_has_a_vip(tmp_path: Path, na
     assert len({url for _, url in urls}) == 4
     # Everything it started is stopped again.
     assert not (tmp_path / "w" / "status.json").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie of ours is gone as far as the user is concerned.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_second_signal_while_stopping_still_stops_everything(tmp_path: Path) -> None:
+    """SIGTERM twice in a row (make passes one on and the shell another): nothing it started is left running."""
+    work = tmp_path / "w"
+    proc = subprocess.Popen([sys.executable, "-m", "albus.cli", "up", "--workdir", str(work), "--fresh"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 240
+        while not (work / "status.json").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "albus up did not come up"
+            time.sleep(0.5)
+        pids = json.loads((work / "status.json").read_text())["pids"]
+        assert set(pids) >= {"watcher", "translator", "syncer", "health"}, pids
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)  # inside its stop by now: the services take a moment each to stop
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in out, out[-3000:]
+    deadline = time.monotonic() + 30
+    while [n for n, pid in pids.items() if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [n for n, pid in pids.items() if _alive(pid)], f"left running: {pids}"

@@ -6,17 +6,18 @@ import asyncio
 import io
 import json
 import logging
+import time
 
 import pytest
 from opentelemetry import baggage, trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from albus.broker import NatsServer
-from albus.trace import Target, render, timeline
+from albus.trace import SETTLE_NS, Target, _latest_that_went_somewhere, load, render, timeline
 from services.common import subjects, tracing
 from services.common.bus import Bus, Delivery
 from services.common.config import parse_config
-from services.common.contracts import ChangeTraced, KubeObject, ObjRef, SpanRecord, decode
+from services.common.contracts import ChangeTraced, KubeObject, ObjRef, SpanBatch, SpanRecord, decode
 from services.translator.causes import Causes
 
 REAL_TRACER = tracing.tracer  # before the fixture below replaces it
@@ -203,3 +204,44 @@ def test_trace_target_takes_kinds_in_any_case_as_kubectl_does() -> None:
     assert Target.parse("Service/demo/web") == Target("Service", "demo", "web")
     assert Target.parse("aviinfrasetting/blue") == Target("AviInfraSetting", "", "blue")
     assert Target.parse("Widget/a/b") == Target("Widget", "a", "b")  # unknown kinds pass as given
+
+
+async def test_the_default_trace_passes_over_changes_that_went_no_further_than_the_watcher(
+        nats_server: NatsServer) -> None:
+    """After a Service gets its VIP, its latest change is albus's own status write (only the watcher saw
+    it): ``albus trace`` without --rv shows the change before it, and says so; one still on its way is
+    shown (and waited for), never passed over."""
+    cluster, target = "tr-skip", Target("Service", "ns", "web")
+    ref = ObjRef(kind="Service", namespace="ns", name="web")
+    old = time.time_ns() - 2 * SETTLE_NS
+
+    def span(trace_id: str, span_id: str, parent: str, service: str) -> SpanRecord:
+        return SpanRecord(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=f"{service} work",
+                          service=service, kind="INTERNAL", start_ns=old, end_ns=old + 1_000_000, attributes={})
+
+    bus = await Bus.connect(nats_server.url, "tracing-unit-skip")
+    try:
+        await bus.ensure_streams()
+
+        async def change(rv: str, start_ns: int, services: list[str]) -> None:
+            tid = rv * 32
+            await bus.publish(subjects.trace_index(cluster, "Service", "ns", "web"),
+                              ChangeTraced(cluster=cluster, object=ref, resource_version=rv, trace_id=tid,
+                                           start_ns=start_ns))
+            spans = [span(tid, f"{i:016x}", f"{i - 1:016x}" if i else "", svc) for i, svc in enumerate(services)]
+            await bus.publish(subjects.trace_spans(cluster, tid), SpanBatch(spans=tuple(spans)))
+
+        await change("1", old, ["albus-watcher", "albus-translator", "albus-syncer", "albus-health"])
+        await change("2", old, ["albus-watcher"])  # the status write's echo
+        view = await asyncio.wait_for(_latest_that_went_somewhere(bus, cluster, target), 30)
+        assert view["change"]["resource_version"] == "1" and view["skipped"] == 1 and view["complete"]
+        assert "passed over 1 later change(s)" in render(view)
+
+        await change("3", time.time_ns(), ["albus-watcher"])  # just made: the rest may still come
+        view = await asyncio.wait_for(_latest_that_went_somewhere(bus, cluster, target), 30)
+        assert view["change"]["resource_version"] == "3" and not view["complete"] and view["skipped"] == 0
+        # --rv still shows exactly the change asked for, however far it went.
+        view = await load(nats_server.url, cluster, target, "2", None, 0)
+        assert view["change"]["resource_version"] == "2"
+    finally:
+        await bus.close()
