@@ -209,7 +209,7 @@ class AlbusSettings(_Section):
     healthPollSeconds: float = Field(default=5.0, gt=0)
     # Health's complete runtime sweeps average at most this many controller reads a second: at 10,000
     # Services a sweep is ~150 inventory pages, every 5 s that alone would be a real controller's whole
-    # per-client limit (docs/health.md, "What health reads").
+    # per-client limit (docs/health.md, "Runtime ingestion").
     healthSweepCallsPerSecond: float = Field(default=2.0, gt=0)
     readinessGate: ReadinessGateSettings = Field(default_factory=ReadinessGateSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
