@@ -223,6 +223,7 @@ async def _latest_that_went_somewhere(bus: Bus, cluster: str, target: Target) ->
     if not changes:
         raise TraceNotFound("no traced change")
     now = time.time_ns()
+    newest: dict[str, Any] | None = None
     for skipped, change in enumerate(reversed(changes)):
         try:
             view = timeline(change.trace_id, await spans_of(bus, cluster, change.trace_id), change)
@@ -230,13 +231,14 @@ async def _latest_that_went_somewhere(bus: Bus, cluster: str, target: Target) ->
             if now - change.start_ns <= SETTLE_NS:
                 raise  # on its way: this is the one (``--wait`` waits for it)
             continue  # its spans are gone from the bounded store
+        newest = newest or view
         if not went_nowhere(view, change, now):
             view["skipped"] = skipped
             return view
-    latest = changes[-1]  # every one went nowhere: the latest, as asked
-    view = timeline(latest.trace_id, await spans_of(bus, cluster, latest.trace_id), latest)
-    view["skipped"] = 0
-    return view
+    if newest is None:
+        raise TraceNotFound("no traced change with spans left in the store")
+    newest["skipped"] = 0  # every one went nowhere: the newest, as asked
+    return newest
 
 
 def main(argv: list[str] | None = None) -> int:

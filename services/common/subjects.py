@@ -145,15 +145,14 @@ STREAMS: dict[str, list[str]] = {
     STREAM_CONTROL: ["ctl.>"],  # resync requests and the services' answers (docs/disaster-recovery.md)
 }
 
+# Every pattern in STREAMS is ``<token>.>``: a subject's stream is its first token's.
+_STREAM_BY_HEAD = {p.removesuffix(".>"): name for name, patterns in STREAMS.items() for p in patterns}
 
 
 def stream_of(subject: str) -> str | None:
-    """The stream holding ``subject`` (STREAMS' patterns are all ``<token>.>``); None when none does."""
-    head = subject.split(".", 1)[0]
-    for name, patterns in STREAMS.items():
-        if f"{head}.>" in patterns and "." in subject:
-            return name
-    return None
+    """The stream holding ``subject``; None when none does."""
+    head, dot, _ = subject.partition(".")
+    return _STREAM_BY_HEAD.get(head) if dot else None
 
 
 # The span store is a bounded history, not state: every message kept, the

@@ -4,8 +4,8 @@ A complete sweep reads every virtual service and pool of the cluster every
 ``interval``, or less often on a large cluster: sweeps average at most
 ``sweep_calls_per_second`` controller reads (10,000 Services are ~150
 inventory pages: every 5 s, that alone was a real controller's per-client
-limit, and the simulator's writes queued behind the reads). In between, an outcome names its virtual service (``nudge``):
-the names gathered are read alone with their pools, one such read at a time
+limit, and the simulator's writes queued behind the reads). In between, an
+outcome names its virtual service (``nudge``): the names gathered are read alone with their pools, one such read at a time
 and at least ``min_gap`` seconds apart, so a burst of applies costs one or
 two small reads. (A complete sweep per outcome burst cost health a quarter
 of a core at 20 edits/s over 200 Services, growing with the cluster.) The
