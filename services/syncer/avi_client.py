@@ -1,16 +1,14 @@
-"""The controller client: avisdk sessions driven from a thread pool.
+"""The controller client: one login on the event loop (services/common/avi_session.py).
 
-avisdk's ``ApiSession`` is synchronous (requests) and not safe to share
-between threads, so the client keeps one session per worker thread, all
-sharing one login (avisdk keys its session cache by controller, user and
-tenant; later sessions are created lazily and pick up the first one's
-cookies). Around every call:
+Around every call:
 
 * a token bucket (``albus.syncer.callsPerSecond``) — the controller
   rate-limits each client, and every call counts;
-* at most ``albus.syncer.concurrency`` calls in flight (the pool size);
-* retries with exponential back-off and jitter on 429/502/503/504 and on
-  connection errors and timeouts (avisdk itself re-logins on 401/419).
+* at most ``albus.syncer.concurrency`` calls in flight (and as many
+  connections kept alive);
+* retries with exponential back-off and jitter on 429/502/503/504 (a login
+  answered so included) and on connection errors and timeouts; the session
+  itself logs in again on 401/419.
 
 Passwords, cookies and tokens never reach a log line.
 """
@@ -23,15 +21,13 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
+import aiohttp
 
 from services.common import tracing
-from services.common.avi import Session, avisdk_session_factory
+from services.common.avi_session import AviSession, HttpReply, LoginFailed
 from services.common.config import Config
 from services.syncer.budget import SharedBudget
 from services.syncer.lanes import LaneGate
@@ -117,37 +113,31 @@ def error_text(body: Any, text: str) -> str:
     return text.strip()[:500]
 
 
-def _parse(resp: requests.Response) -> Reply:
+def _parse(resp: HttpReply) -> Reply:
     body: Any = None
-    text = resp.text or ""
-    if text:
+    if resp.text:
         try:
-            # Not resp.json(): avisdk's ApiResponse raises on non-2xx there.
-            body = json.loads(text)
+            body = json.loads(resp.text)
         except ValueError:
             body = None
-    headers = {k.lower(): v for k, v in (resp.headers or {}).items() if k.lower() == "retry-after"}
-    return Reply(status=int(resp.status_code), body=body, text=text, headers=headers)
+    headers = {"retry-after": resp.headers["Retry-After"]} if "Retry-After" in resp.headers else {}
+    return Reply(status=resp.status, body=body, text=resp.text, headers=headers)
 
 
 class ControllerClient:
-    """Async facade over a pool of avisdk sessions."""
+    """Rate limits, concurrency and retries around one controller session."""
 
     def __init__(
         self,
-        make_session: Callable[[bool], Session],
+        session: AviSession,
         *,
         concurrency: int = 8,
         calls_per_second: float = 30.0,
         retry_max_seconds: float = 30.0,
         backoff_base: float = 0.2,
     ) -> None:
-        self._make_session = make_session
+        self.session = session
         self._concurrency = concurrency
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="avi")
-        self._idle: asyncio.Queue[Session] = asyncio.Queue()
-        self._created = 0
-        self._first_login = asyncio.Lock()
         # The calls in flight: an edit's call takes the next free one, up to half of them (lanes.py).
         self._slots = LaneGate(concurrency)
         self.bucket = TokenBucket(calls_per_second)
@@ -162,7 +152,7 @@ class ControllerClient:
     def from_config(cls, cfg: Config) -> ControllerClient:
         s = cfg.albus.syncer
         client = cls(
-            avisdk_session_factory(cfg),
+            AviSession.from_config(cfg, connections=s.concurrency),
             concurrency=s.concurrency,
             calls_per_second=s.callsPerSecond,
             retry_max_seconds=s.retryMaxSeconds,
@@ -175,23 +165,8 @@ class ControllerClient:
         """Calls this process keeps in flight at most."""
         return self._concurrency
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    async def _session(self) -> Session:
-        with contextlib.suppress(asyncio.QueueEmpty):
-            return self._idle.get_nowait()
-        loop = asyncio.get_running_loop()
-        # The first session logs in; the others wait for it and reuse its login.
-        async with self._first_login:
-            lazy = self._created > 0
-            if not lazy:
-                session = await loop.run_in_executor(self._pool, self._make_session, False)
-                self._created += 1
-                return session
-        session = await loop.run_in_executor(self._pool, self._make_session, True)
-        self._created += 1
-        return session
+    async def close(self) -> None:
+        await self.session.close()
 
     async def _once(self, method: str, path: str, tenant: str, data: Any, params: dict[str, Any] | None,
                     counter: CallCounter | None) -> Reply:
@@ -199,18 +174,9 @@ class ControllerClient:
         if self.budget is not None:
             await self.budget.take()
         async with self._slots.lane(), (self.budget.limiter if self.budget else contextlib.nullcontext()):
-            session = await self._session()
-            loop = asyncio.get_running_loop()
-            kwargs: dict[str, Any] = {"tenant": tenant}
-            if params:
-                kwargs["params"] = dict(params)
-            if data is not None:
-                kwargs["data"] = data
-            fn = getattr(session, method)
             status: int | None = None
             try:
-                resp = await loop.run_in_executor(self._pool, lambda: fn(path, **kwargs))
-                reply = _parse(resp)
+                reply = _parse(await self.session.request(method, path, tenant=tenant, params=params, data=data))
                 status = reply.status
                 return reply
             finally:
@@ -218,7 +184,6 @@ class ControllerClient:
                 CONTROLLER_CALLS.labels(method.upper(), object_type(path), str(status or "none")).inc()
                 if counter is not None:
                     counter.add(method, status)
-                self._idle.put_nowait(session)
 
     @tracing.traced_call
     async def call(
@@ -234,10 +199,8 @@ class ControllerClient:
         """One logical call, retried on rate limiting, overload and lost connections.
 
         Returns the final reply whatever its status; raises ControllerError
-        only when no answer came (or avisdk gave up re-logging in).
+        only when no answer came or the controller refused the login.
         """
-        from avi.sdk.avi_api import APIError
-
         deadline = time.monotonic() + self.retry_max_seconds
         attempt = 0
         while True:
@@ -250,13 +213,14 @@ class ControllerClient:
                 failure = f"{reply.status} {error_text(reply.body, reply.text)}"
                 retry_after = _retry_after(reply)
                 last: Reply | ControllerError = reply
-            except requests.RequestException as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 failure = f"{type(exc).__name__}"
                 last = ControllerError(None, f"controller unreachable: {type(exc).__name__}")
-            except APIError as exc:  # avisdk: re-login failed or retries exhausted
-                rsp = exc.args[1] if len(exc.args) > 1 else getattr(exc, "rsp", None)
-                status = getattr(rsp, "status_code", None)
-                raise ControllerError(status, f"{method.upper()} {path}: login/session failure") from None
+            except LoginFailed as exc:
+                if exc.status not in RETRY_STATUSES:  # credentials refused: no retry helps
+                    raise ControllerError(exc.status, f"{method.upper()} {path}: login refused: {exc.message}") from None
+                failure = f"login {exc.status}"
+                last = ControllerError(exc.status, f"login: {exc.message}")
             delay = min(8.0, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
             if retry_after is not None:
                 delay = max(delay, retry_after)

@@ -98,7 +98,7 @@ async def run(cfg: Config, stop: asyncio.Event, replica_id: str | None = None) -
     finally:
         probes.READINESS.drop("nats")
         probes.READINESS.drop("membership")
-        client.close()
+        await client.close()
         await bus.close()
 
 
@@ -120,8 +120,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--replica-id", help="this replica's name in the members bucket (default host-pid)")
 
     async def serve(cfg: Config, stop: asyncio.Event, args: argparse.Namespace) -> None:
-        # avisdk logs request headers at debug level (redacted, but keep it quiet anyway).
-        logging.getLogger("avi").setLevel(max(logging.INFO, logging.getLogger().level))
         await run(cfg, stop, args.replica_id)
 
     return service_main("syncer", __doc__, argv, serve, add_arguments)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
-import pytest
+import pytest_asyncio
 
 from services.syncer.avi_client import ControllerClient
 
 
-@pytest.fixture
-def client_factory() -> Iterator[list[ControllerClient]]:
+@pytest_asyncio.fixture
+async def client_factory() -> AsyncIterator[list[ControllerClient]]:
     """Controller clients made by a test (see syncer_helpers.make_client), closed after it."""
     made: list[ControllerClient] = []
     yield made
     for c in made:
-        c.close()
+        await c.close()

@@ -12,6 +12,7 @@ from syncer_trees import l4_tree
 from albus.sim.server import SimServer
 from albus.sim.testing import SimAdmin
 from services.common import subjects
+from services.common.avi_session import AviSession
 from services.common.bus import Bus
 from services.common.config import Config, parse_config
 from services.common.contracts import ApplyOutcome, VsTree
@@ -32,9 +33,7 @@ def syncer_config(sim: SimServer, cluster: str, nats_url: str = "", **syncer: fl
 
 def make_client(cfg: Config, made: list[ControllerClient], **kw: float) -> ControllerClient:
     s = cfg.albus.syncer
-    from services.syncer.avi_client import avisdk_session_factory
-
-    c = ControllerClient(avisdk_session_factory(cfg), concurrency=s.concurrency,
+    c = ControllerClient(AviSession.from_config(cfg, connections=s.concurrency), concurrency=s.concurrency,
                          calls_per_second=s.callsPerSecond, retry_max_seconds=s.retryMaxSeconds,
                          backoff_base=kw.get("backoff_base", 0.05))
     made.append(c)
