@@ -12,6 +12,8 @@ for a ``TreesSynced`` of the current AVI stream (:func:`gc.trusted_marker`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from collections import Counter
@@ -45,10 +47,14 @@ class Timing:
     bucket_suffix: str = ""  # KV buckets of their own (tests with short TTLs)
 
 
-def _same(a: ApplyOutcome, b: ApplyOutcome) -> bool:
-    # ``writes`` says what this apply did, not what stands: a replay that wrote
-    # nothing reports the same state as the apply that did the work.
-    return a.model_dump(exclude={"writes"}) == b.model_dump(exclude={"writes"})
+def _state_digest(outcome: ApplyOutcome) -> bytes:
+    """What an outcome says stands on the controller, in 16 bytes.
+
+    Not ``writes``: that says what this apply did, not what stands; a replay that
+    wrote nothing reports the same state as the apply that did the work.
+    """
+    state = json.dumps(outcome.model_dump(mode="json", exclude={"writes"}), sort_keys=True)
+    return hashlib.blake2b(state.encode(), digest_size=16).digest()
 
 
 class SyncerReplica:
@@ -66,6 +72,9 @@ class SyncerReplica:
         self.leases = LeaseBook(bus, self.cluster, replica_id, member_ttl=self.timing.member_ttl,
                                 lease_ttl=self.timing.lease_ttl, bucket_suffix=self.timing.bucket_suffix)
         self.workers: dict[int, PartitionWorker] = {}
+        # The state last published per outcome subject, valid while this replica has held every
+        # partition since: forgotten whenever it takes one (another replica may have published).
+        self._published: dict[str, bytes] = {}
         self.last_gc: GcReport | None = None
         self.gc_runs = 0
         self.applies: Counter[tuple[str, str]] = Counter()  # per (tenant, vs), for tests and metrics
@@ -92,14 +101,21 @@ class SyncerReplica:
         """
         self.applies[(outcome.tenant, outcome.vs_name)] += 1
         subject = subjects.outcome(outcome.cluster, outcome.tenant, outcome.vs_name)
-        d = await self.bus.last(subject)
-        if d is not None:
-            try:
-                if _same(decode(d.data, ApplyOutcome), outcome):
-                    return
-            except ValueError:
-                pass  # unreadable: replace it
+        digest = _state_digest(outcome)
+        # An outcome unlike the one this replica last published there is new whatever the subject
+        # holds (nobody else publishes there while the partition stays ours): no read. The read
+        # is a bus round trip per apply, at 100 edits/s a tenth of the syncer's time.
+        if self._published.get(subject, digest) == digest:
+            d = await self.bus.last(subject)
+            if d is not None:
+                try:
+                    if _state_digest(decode(d.data, ApplyOutcome)) == digest:
+                        self._published[subject] = digest
+                        return
+                except ValueError:
+                    pass  # unreadable: replace it
         await self.bus.publish(subject, outcome, ttl=TOMBSTONE_TTL_SECONDS if outcome.deleted else None)
+        self._published[subject] = digest
 
     # -- partitions --------------------------------------------------------
 
@@ -107,8 +123,9 @@ class SyncerReplica:
         lease = await self.leases.claim(part)
         if lease is None:
             return
-        # Another replica may have written this partition's objects: the
-        # cache must be re-listed before it is trusted again.
+        # Another replica may have written this partition's objects and outcomes: the
+        # cache must be re-listed before it is trusted again, the outcomes read again.
+        self._published.clear()
         self._refresh_since = self.applier.fresh_since = time.monotonic()
         worker = PartitionWorker(
             part, self.cluster, self.bus, self.applier, self._fence_for(part), self.publish,

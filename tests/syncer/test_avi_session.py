@@ -113,3 +113,13 @@ async def test_https_controller_verified_with_its_ca_file(sim_factory: Callable[
 ])
 def test_the_url_prefix_is_avisdks(host: str, prefix: str) -> None:
     assert controller_prefix(host) == prefix
+
+
+def test_the_environments_proxy_is_taken_for_the_controller_unless_bypassed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.example")
+    assert AviSession(controller="avi.example", username="u", password="p")._proxy == "http://proxy.example:3128"
+    assert AviSession(controller="direct.example", username="u", password="p")._proxy is None

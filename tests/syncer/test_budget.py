@@ -12,7 +12,7 @@ import pytest
 
 from albus.broker import NatsServer
 from services.common.bus import Bus
-from services.syncer.budget import SharedBudget
+from services.syncer.budget import PAUSE_READ_S, SharedBudget
 
 MakeBudget = Callable[..., Awaitable[SharedBudget]]
 
@@ -79,3 +79,30 @@ async def test_budget_overhead_per_call_is_small(make_budget: MakeBudget) -> Non
     per_call_ms = (time.perf_counter() - started) * 1000 / calls
     print(f"shared budget: {per_call_ms:.3f} ms per call, {b.kv_ops / calls:.3f} KV ops per call")
     assert b.kv_ops / calls <= 0.05  # one grant (get + update) covers 10 000 calls; plus a pause read per 0.25 s
+
+
+async def test_a_call_does_not_wait_for_the_pause_read_while_what_was_read_is_fresh(
+        make_budget: MakeBudget, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every call waiting for a bus round trip each quarter second queued the calls behind each other."""
+    b = await make_budget("solo", rate=1000)
+    await b.take()  # a grant and a first read
+    answer = asyncio.Event()
+    read = b.kv.get
+    asked: list[str] = []
+
+    async def slow_get(key: str) -> object:
+        asked.append(key)
+        await answer.wait()
+        return await read(key)
+
+    monkeypatch.setattr(b.kv, "get", slow_get)
+    b._pause_read_at = time.monotonic() - PAUSE_READ_S * 0.75  # due for a new read, not yet stale
+    await asyncio.wait_for(b.take(), 5.0)
+    assert asked == ["pause"]  # asked ahead, beside the call, before a call would have to wait for it
+    b._pause_read_at = time.monotonic() - PAUSE_READ_S  # stale now: the next call waits for the answer
+    waiting = asyncio.create_task(b.take())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    answer.set()
+    await asyncio.wait_for(waiting, 5.0)

@@ -343,3 +343,36 @@ async def test_leases_are_renewed_and_trees_applied_while_the_tick_loop_is_held_
         assert replica.workers == workers and set(replica.leases.held) == set(workers)
     finally:
         release.set()
+
+
+async def test_an_outcome_unlike_the_last_one_published_is_published_without_reading_the_subject(
+    sim: SimServer, replicas: Callable[..., Awaitable[Running]],
+) -> None:
+    cluster = "rep-memo"
+    run = await replicas(sim, cluster, "memo")
+    await until(lambda: len(run.replica.workers) > 0, what="partitions taken")
+    reads: list[str] = []
+    last = run.replica.bus.last
+    subj = subjects.outcome(cluster, "admin", "memo-vs")
+
+    async def counted(subject: str) -> Any:
+        if subject == subj:  # the replica reads other subjects too (its resync round)
+            reads.append(subject)
+        return await last(subject)
+
+    run.replica.bus.last = counted  # type: ignore[method-assign]
+    one = ApplyOutcome(cluster=cluster, tenant="admin", vs_name="memo-vs", checksum="c1", ok=True, writes=1)
+    two = one.model_copy(update={"checksum": "c2"})
+    await run.replica.publish(one)  # nothing known of the subject: read it first
+    assert reads == [subj]
+    await run.replica.publish(two)  # unlike what this replica published there: no read
+    assert reads == [subj]
+    seq = (await last(subj)).stream_seq
+    await run.replica.publish(two.model_copy(update={"writes": 0}))  # the same state again: read, not published
+    assert reads == [subj, subj] and (await last(subj)).stream_seq == seq
+    part = next(iter(run.replica.workers))
+    await run.replica._drop(part, release=True)
+    await until(lambda: part in run.replica.workers, what="the partition taken again")
+    await run.replica.publish(one)  # after a partition is taken, what it published is not trusted
+    assert reads == [subj, subj, subj]
+    assert decode((await last(subj)).data, ApplyOutcome).checksum == "c1"
