@@ -31,7 +31,7 @@ import os
 import ssl
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,20 +44,42 @@ RELOGIN_STATUSES = frozenset({401, 419})
 MAX_RELOGINS = 3  # avisdk's max_api_retries
 
 
-class LoginFailed(Exception):
-    """The controller refused the login (bad credentials, or not ready): its status and message."""
+class ControllerError(Exception):
+    """A controller call that failed for good: its HTTP status (None: no answer) and message."""
 
     def __init__(self, status: int | None, message: str) -> None:
-        super().__init__(f"login failed: {status}: {message}")
+        super().__init__(f"{status}: {message}" if status else message)
         self.status = status
         self.message = message
 
 
+class LoginFailed(ControllerError):
+    """The controller refused the login (bad credentials, or not ready)."""
+
+
 @dataclass(frozen=True)
-class HttpReply:
+class Reply:
+    """An answer: its status, its body as JSON (None when it is not JSON) and text, and ``Retry-After``."""
+
     status: int
+    body: Any
     text: str
-    headers: Mapping[str, str]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def _reply(status: int, text: str, headers: Mapping[str, str]) -> Reply:
+    body: Any = None
+    if text:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+    retry_after = {"retry-after": headers["Retry-After"]} if "Retry-After" in headers else {}
+    return Reply(status=status, body=body, text=text, headers=retry_after)
 
 
 @dataclass(frozen=True)
@@ -145,7 +167,7 @@ class AviSession:
         return self._http
 
     async def request(self, method: str, path: str, *, tenant: str, params: Mapping[str, Any] | None = None,
-                      data: Any = None) -> HttpReply:
+                      data: Any = None) -> Reply:
         """One call; logs in first when needed and again on 401/419.
 
         Raises ``LoginFailed`` when a login is refused, and aiohttp's
@@ -164,8 +186,7 @@ class AviSession:
                 headers["X-Avi-Version"] = self._api_version
             async with self._client().request(method.upper(), url, params=query, data=body, headers=headers,
                                               proxy=self._proxy) as resp:
-                text = await resp.text()
-                reply = HttpReply(resp.status, text, resp.headers)
+                reply = _reply(resp.status, await resp.text(), resp.headers)
                 self._adopt(login, resp.cookies)
             if reply.status not in RELOGIN_STATUSES:
                 return reply
@@ -187,7 +208,7 @@ class AviSession:
             async with self._client().post(f"{self.prefix}/login", data=self._form, proxy=self._proxy) as resp:
                 text = await resp.text()
                 if resp.status != 200:
-                    raise LoginFailed(resp.status, text.strip()[:200])
+                    raise LoginFailed(resp.status, f"login refused: {text.strip()[:200]}")
                 try:
                     answer = json.loads(text) if text else {}
                 except ValueError:
@@ -195,7 +216,7 @@ class AviSession:
                 name = answer.get("session_cookie_name", "sessionid") if isinstance(answer, dict) else "sessionid"
                 csrf, sid = resp.cookies.get("csrftoken"), resp.cookies.get(name)
                 if csrf is None or sid is None:
-                    raise LoginFailed(resp.status, "the answer to the login set no csrftoken or session cookie")
+                    raise LoginFailed(resp.status, "login: the answer set no csrftoken or session cookie")
                 self._login = _Login(csrf.value, sid.value)
                 self.logins += 1
                 return self._login

@@ -25,9 +25,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.avi_session import ControllerError, Reply
 from services.common.contracts import ApplyOutcome, AviObject, VsTree
 from services.common.sealing import Keyring, SealError
-from services.syncer.avi_client import CallCounter, ControllerClient, ControllerError, Reply, error_text
+from services.syncer.avi_client import CallCounter, ControllerClient, error_text
 from services.syncer.cache import Key, ObjectCache, TenantObjects, body_digest, deletion_order, owned_by
 from services.syncer.diff import differing_fields, merge_owned, owned_equal
 from services.syncer.lanes import LaneGate

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -27,7 +26,7 @@ from typing import Any
 import aiohttp
 
 from services.common import tracing
-from services.common.avi_session import AviSession, HttpReply, LoginFailed
+from services.common.avi_session import AviSession, ControllerError, LoginFailed, Reply
 from services.common.config import Config
 from services.syncer.budget import SharedBudget
 from services.syncer.lanes import LaneGate
@@ -39,27 +38,6 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 SHARED_BACKOFF = frozenset({429, 503})
 PAGE_SIZE = 200
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
-
-
-class ControllerError(Exception):
-    """A controller call that failed for good: its HTTP status (None: no answer) and message."""
-
-    def __init__(self, status: int | None, message: str) -> None:
-        super().__init__(f"{status}: {message}" if status else message)
-        self.status = status
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: Any
-    text: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
 
 
 @dataclass
@@ -111,17 +89,6 @@ def error_text(body: Any, text: str) -> str:
             if isinstance(body.get(key), str):
                 return str(body[key])
     return text.strip()[:500]
-
-
-def _parse(resp: HttpReply) -> Reply:
-    body: Any = None
-    if resp.text:
-        try:
-            body = json.loads(resp.text)
-        except ValueError:
-            body = None
-    headers = {"retry-after": resp.headers["Retry-After"]} if "Retry-After" in resp.headers else {}
-    return Reply(status=resp.status, body=body, text=resp.text, headers=headers)
 
 
 class ControllerClient:
@@ -176,7 +143,7 @@ class ControllerClient:
         async with self._slots.lane(), (self.budget.limiter if self.budget else contextlib.nullcontext()):
             status: int | None = None
             try:
-                reply = _parse(await self.session.request(method, path, tenant=tenant, params=params, data=data))
+                reply = await self.session.request(method, path, tenant=tenant, params=params, data=data)
                 status = reply.status
                 return reply
             finally:
@@ -218,9 +185,9 @@ class ControllerClient:
                 last = ControllerError(None, f"controller unreachable: {type(exc).__name__}")
             except LoginFailed as exc:
                 if exc.status not in RETRY_STATUSES:  # credentials refused: no retry helps
-                    raise ControllerError(exc.status, f"{method.upper()} {path}: login refused: {exc.message}") from None
+                    raise ControllerError(exc.status, f"{method.upper()} {path}: {exc.message}") from None
                 failure = f"login {exc.status}"
-                last = ControllerError(exc.status, f"login: {exc.message}")
+                last = ControllerError(exc.status, exc.message)
             delay = min(8.0, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
             if retry_after is not None:
                 delay = max(delay, retry_after)

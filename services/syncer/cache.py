@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-from services.syncer.avi_client import CallCounter, ControllerClient, ControllerError, error_text
+from services.common.avi_session import ControllerError
+from services.syncer.avi_client import CallCounter, ControllerClient, error_text
 from services.syncer.refs import is_ref_field, parse_ref
 
 # Creation order of the types a tree holds; deletion runs the other way.

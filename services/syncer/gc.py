@@ -25,11 +25,12 @@ import logging
 from dataclasses import dataclass, field
 
 from services.common import subjects
+from services.common.avi_session import ControllerError
 from services.common.bus import Bus
 from services.common.contracts import TreesSynced, VsTree, decode
 from services.common.incarnation import incarnation
 from services.syncer.apply import ApplyFailed, Fence, TreeApplier
-from services.syncer.avi_client import CallCounter, ControllerError
+from services.syncer.avi_client import CallCounter
 from services.syncer.cache import Key, deletion_order, owned_by
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import pytest
 
 from albus.sim.server import SimServer
 from albus.sim.testing import SimAdmin
-from services.common.avi_session import AviSession, LoginFailed, controller_prefix
-from services.syncer.avi_client import ControllerClient, ControllerError
+from services.common.avi_session import AviSession, ControllerError, LoginFailed, controller_prefix
+from services.syncer.avi_client import ControllerClient
 
 
 def session(sim: SimServer, **kw: Any) -> AviSession:
