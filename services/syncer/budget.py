@@ -114,10 +114,11 @@ class SharedBudget:
             self._paused_until = max(self._paused_until, float((entry.value or b"0").decode()))
         except KeyNotFoundError:
             pass
-        except Exception as exc:  # the bus is away: keep what we know, ask again at the next call
-            log.debug("shared pause not read: %s", exc)
-            return
-        self._pause_read_at = started  # its age counts from the question, and only once answered
+        except Exception as exc:  # the bus is away: keep what we know; asked again like an answer
+            # Not at once: every call would wait for a read that times out, and stall the syncer
+            # for as long as the bucket cannot be read (a NATS failover).
+            log.warning("shared pause not read (%s): calling on what was known", exc)
+        self._pause_read_at = started  # its age counts from the question
 
     async def _fresh_pause(self) -> None:
         """The shared pause as read at most ``PAUSE_READ_S`` ago.

@@ -106,3 +106,23 @@ async def test_a_call_does_not_wait_for_the_pause_read_while_what_was_read_is_fr
     assert not waiting.done()
     answer.set()
     await asyncio.wait_for(waiting, 5.0)
+
+
+async def test_a_pause_that_cannot_be_read_holds_no_call_up_for_long(
+        make_budget: MakeBudget, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bucket unreadable (a NATS failover): one call waits for the failed read, the next ones do not."""
+    b = await make_budget("solo", rate=1000)
+    await b.take()
+    asked: list[str] = []
+
+    async def failing_get(key: str) -> object:
+        asked.append(key)
+        raise TimeoutError("nats: timeout")
+
+    monkeypatch.setattr(b.kv, "get", failing_get)
+    b._pause_read_at = time.monotonic() - PAUSE_READ_S
+    await asyncio.wait_for(b.take(), 5.0)
+    assert asked == ["pause"]
+    for _ in range(50):
+        await asyncio.wait_for(b.take(), 5.0)
+    assert len(asked) <= 2  # asked again at most once in the time these took, not once per call
