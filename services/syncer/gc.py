@@ -48,7 +48,8 @@ class GcReport:
     calls: CallCounter = field(default_factory=CallCounter)
 
 
-async def _trees(bus: Bus, cluster: str) -> list[VsTree]:
+async def _trees(bus: Bus, cluster: str) -> tuple[list[VsTree], int]:
+    """The cluster's trees, and the newest stream sequence among the messages read."""
     snap = await bus.snapshot(subjects.avi_cluster(cluster))
     trees: list[VsTree] = []
     for d in snap.values():
@@ -56,7 +57,7 @@ async def _trees(bus: Bus, cluster: str) -> list[VsTree]:
             trees.append(decode(d.data, VsTree))
         except ValueError:
             log.warning("gc: undecodable tree on %s", d.subject)
-    return trees
+    return trees, max((d.stream_seq for d in snap.values()), default=0)
 
 
 async def trusted_marker(bus: Bus, cluster: str) -> tuple[TreesSynced | None, str]:
@@ -86,19 +87,29 @@ async def collect_garbage(
     cache = applier.cache
     # Which tenants to look at: configured, seen before, and any a tree names
     # now (this read only widens the listing; it decides nothing).
-    tenants = set(tenants) | set(cache.tenants()) | {t.tenant for t in await _trees(bus, cluster)}
+    tenants = set(tenants) | set(cache.tenants()) | {t.tenant for t in (await _trees(bus, cluster))[0]}
+    # The cluster's newest tree message before the listing: a complete read of the trees after it
+    # holds that message (or a newer one). During a NATS failover a read once came back complete
+    # by its own account yet older than that, without the trees of the Services made in the last
+    # seconds, and their objects were collected (tests/e2e/test_nats_cluster.py).
+    newest = await bus.last(subjects.avi_cluster(cluster))
     listed: dict[str, dict[Key, dict[str, object]]] = {}
     for tenant in sorted(tenants):
         listed[tenant] = await cache.list_owned(tenant, report.calls)
     # Now, and only now, the trees that claim objects.
     claimed: set[tuple[str, str, str]] = set()
-    for tree in await _trees(bus, cluster):
-        if not tree.deleted:
-            claimed |= {(tree.tenant, o.type, o.name) for o in tree.objects}
+    trees, read_up_to = await _trees(bus, cluster)
     # Read from the stream the marker vouches for, not from one created since.
     if await incarnation(bus, subjects.STREAM_AVI) != marker.incarnation:
         report.reason = f"{subjects.STREAM_AVI} was replaced while the trees were read"
         return report
+    if newest is not None and read_up_to < newest.stream_seq:
+        report.reason = (f"the trees read (up to message {read_up_to}) are older than the newest one "
+                         f"before the listing ({newest.stream_seq}): not a complete view")
+        return report
+    for tree in trees:
+        if not tree.deleted:
+            claimed |= {(tree.tenant, o.type, o.name) for o in tree.objects}
     report.ran = True
     report.epoch = marker.epoch
     for tenant, objs in listed.items():

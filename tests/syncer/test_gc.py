@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from syncer_helpers import make_applier, our_objects
 from syncer_trees import l4_tree
 from test_apply_ingress import CHILD, PARENT, applier, tree_for
@@ -84,3 +87,36 @@ async def test_gc_deletes_an_orphan_sni_child_before_its_parent(
     deleted = [(t, n) for _, t, n in report.deleted]
     assert deleted[:2] == [("virtualservice", CHILD), ("virtualservice", PARENT)], deleted
     assert [o["name"] for o in sim_admin.objects("virtualservice") if o["name"].startswith("c1--")] == []
+
+
+async def test_gc_refuses_a_read_of_the_trees_older_than_the_listing(
+    nats_server: NatsServer, sim: SimServer, sim_admin: SimAdmin, client_factory: list[ControllerClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read of the trees that says it is complete but is older than the controller (seen in a NATS failover)."""
+    cluster = "gc-stale"
+    bus = await Bus.connect(nats_server.url, "t")
+    await bus.ensure_streams()
+    applier: TreeApplier = make_applier(sim, cluster, client_factory)
+    old, fresh = l4_tree(cluster, "old"), l4_tree(cluster, "fresh")
+    assert (await applier.apply(old)).ok
+    await bus.publish(subjects.avi_tree(cluster, "admin", old.vs_name), old)
+    await bus.publish(subjects.trees_synced(cluster), TreesSynced(
+        cluster=cluster, epoch="e1", vs_names=(old.vs_name,), incarnation=await incarnation(bus, subjects.STREAM_AVI)))
+    stale = await bus.snapshot(subjects.avi_cluster(cluster))
+    # A Service made since: its tree published, its objects on the controller.
+    await bus.publish(subjects.avi_tree(cluster, "admin", fresh.vs_name), fresh)
+    assert (await applier.apply(fresh)).ok
+
+    async def stale_snapshot(filter_subject: str, timeout: float = 30.0) -> dict[str, Any]:
+        return dict(stale)
+
+    monkeypatch.setattr(bus, "snapshot", stale_snapshot)
+    report = await collect_garbage(bus, applier, cluster, {"admin"}, _fence)
+    assert not report.ran and "not a complete view" in report.reason
+    assert len(our_objects(sim_admin, f"{cluster}--default-fresh")) == 4
+    monkeypatch.undo()
+    report = await collect_garbage(bus, applier, cluster, {"admin"}, _fence)  # a complete read: nothing to collect
+    assert report.ran and report.deleted == []
+    assert len(our_objects(sim_admin, f"{cluster}--default-fresh")) == 4
+    await bus.close()

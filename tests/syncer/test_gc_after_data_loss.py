@@ -123,7 +123,7 @@ async def test_gc_stops_when_the_stream_is_replaced_while_it_reads(
     read_trees = gc._trees
     reads = 0
 
-    async def wiped_before_the_second_read(b: Bus, cluster: str) -> list[VsTree]:
+    async def wiped_before_the_second_read(b: Bus, cluster: str) -> tuple[list[VsTree], int]:
         # The second read is the one that decides what is claimed, after the
         # controller was listed: NATS loses everything right before it, and
         # the rebuild has republished only one tree.
