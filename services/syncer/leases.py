@@ -78,13 +78,26 @@ async def open_bucket(bus: Bus, name: str, ttl: float) -> KeyValue:
         kv = await bus.js.key_value(name)
     except BucketNotFoundError:
         try:
-            return await bus.js.create_key_value(
+            kv = await bus.js.create_key_value(
                 KeyValueConfig(bucket=name, ttl=ttl, history=1, storage=StorageType.FILE, replicas=bus.replicas)
             )
         except Exception:
-            return await bus.js.key_value(name)  # created by another replica meanwhile
+            kv = await bus.js.key_value(name)  # created by another replica meanwhile
+        await _until_led(bus, f"KV_{name}")
+        return kv
     await _at_least_replicas(bus, f"KV_{name}")
     return kv
+
+
+async def _until_led(bus: Bus, stream: str, timeout: float = 10.0) -> None:
+    """Until a new bucket's stream has a leader in a NATS cluster: the first write to it before then
+    finds no responder (seen in CI). A single server answers at once; past the deadline, go on anyway."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = await bus.js.stream_info(stream)
+        if info.cluster is None or info.cluster.leader:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def _at_least_replicas(bus: Bus, stream: str) -> None:

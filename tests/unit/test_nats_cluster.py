@@ -77,7 +77,10 @@ async def test_an_r1_stream_is_scaled_to_r3_in_place_keeping_its_messages(nats_c
     three = await Bus.connect(c.url, "r3", replicas=3)
     try:
         await one.ensure_streams()
-        await (await open_bucket(one, "albus_scale_probe", ttl=60)).put("k", b"v")
+        probe = await open_bucket(one, "albus_scale_probe", ttl=60)
+        # Returned led: a write right away found no responder before (a CI failure).
+        assert (await one.js.stream_info("KV_albus_scale_probe")).cluster.leader
+        await probe.put("k", b"v")
         for i in range(10):
             await one.publish(_subject(f"old{i}"), _svc(f"old{i}", "1"))
         assert (await one.js.stream_info("ALBUS_K8S")).config.num_replicas == 1
