@@ -14,7 +14,7 @@ from albus.sim.server import SimServer
 from albus.sim.testing import SimAdmin, SimClient
 from services.common import subjects
 from services.common.bus import Bus
-from services.common.contracts import TreesSynced
+from services.common.contracts import TreesSynced, VsTree
 from services.common.incarnation import incarnation
 from services.common.sealing import Keyring
 from services.syncer.apply import TreeApplier
@@ -27,17 +27,24 @@ async def _fence() -> None:
     return None
 
 
+async def _applied(url: str, sim: SimServer, cluster: str, made: list[ControllerClient],
+                   *names: str) -> tuple[Bus, TreeApplier, list[VsTree]]:
+    """A bus with albus's streams, the cluster's applier, and an L4 tree per name applied with it."""
+    bus = await Bus.connect(url, "t")
+    await bus.ensure_streams()
+    applier = make_applier(sim, cluster, made)
+    trees = [l4_tree(cluster, n) for n in names]
+    for t in trees:
+        assert (await applier.apply(t)).ok
+    return bus, applier, trees
+
+
 async def test_gc_waits_for_trees_synced_and_deletes_only_this_clusters_orphans(
     nats_server: NatsServer, sim: SimServer, sim_admin: SimAdmin, sim_client: SimClient,
     client_factory: list[ControllerClient],
 ) -> None:
     cluster = "gc-a"
-    bus = await Bus.connect(nats_server.url, "t")
-    await bus.ensure_streams()
-    applier: TreeApplier = make_applier(sim, cluster, client_factory)
-    keep, orphan = l4_tree(cluster, "keep"), l4_tree(cluster, "orphan")
-    assert (await applier.apply(keep)).ok
-    assert (await applier.apply(orphan)).ok
+    bus, applier, (keep, orphan) = await _applied(nats_server.url, sim, cluster, client_factory, "keep", "orphan")
     # Another cluster's objects on the same controller, and objects without albus's stamp.
     other = make_applier(sim, "gc-b", client_factory)
     assert (await other.apply(l4_tree("gc-b", "orphan"))).ok
@@ -95,11 +102,8 @@ async def test_gc_refuses_a_read_of_the_trees_older_than_the_listing(
 ) -> None:
     """A read of the trees that says it is complete but is older than the controller (seen in a NATS failover)."""
     cluster = "gc-stale"
-    bus = await Bus.connect(nats_server.url, "t")
-    await bus.ensure_streams()
-    applier: TreeApplier = make_applier(sim, cluster, client_factory)
-    old, fresh = l4_tree(cluster, "old"), l4_tree(cluster, "fresh")
-    assert (await applier.apply(old)).ok
+    bus, applier, (old,) = await _applied(nats_server.url, sim, cluster, client_factory, "old")
+    fresh = l4_tree(cluster, "fresh")
     await bus.publish(subjects.avi_tree(cluster, "admin", old.vs_name), old)
     await bus.publish(subjects.trees_synced(cluster), TreesSynced(
         cluster=cluster, epoch="e1", vs_names=(old.vs_name,), incarnation=await incarnation(bus, subjects.STREAM_AVI)))
