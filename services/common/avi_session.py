@@ -3,7 +3,7 @@
 Why not avisdk here: avisdk is synchronous (requests). Driven from a thread
 pool, one controller call cost the syncer ~2.7 ms of CPU and held the GIL
 against its event loop; the same call on aiohttp costs ~0.3 ms
-(docs/architecture.md, "The controller client"). What the controller sees is
+(docs/architecture.md, "Controller calls"). What the controller sees is
 what avisdk sends, so a controller that accepts avisdk accepts this:
 
 * ``POST <prefix>/login`` with the form fields ``username`` and ``password``
@@ -148,7 +148,7 @@ class AviSession:
         self._http: aiohttp.ClientSession | None = None
         self._login: _Login | None = None
         self._login_lock = asyncio.Lock()
-        self.logins = 0  # successful logins, for tests and metrics
+        self.logins = 0  # successful logins (tests count them)
 
     @classmethod
     def from_config(cls, cfg: Config, connections: int) -> AviSession:
