@@ -1,7 +1,8 @@
-"""avisdk sessions from albus's configuration, for every service that talks to the controller.
+"""avisdk sessions from albus's configuration, for health's reads of the controller.
 
-The syncer writes through them (``services/syncer/avi_client.py`` adds rate
-limits and retries); health only reads, to validate AviInfraSettings.
+Health reads through them (AviInfraSettings' objects, the runtime inventories),
+a few paced calls a second from a thread. The syncer does not: its calls go
+through ``services/common/avi_session.py`` on its event loop.
 """
 
 from __future__ import annotations
@@ -16,13 +17,9 @@ from services.common.config import Config
 
 
 class Session(Protocol):
-    """What the client needs of ``avi.sdk.avi_api.ApiSession``."""
+    """What health needs of ``avi.sdk.avi_api.ApiSession``: reads only."""
 
     def get(self, path: str, tenant: str = ..., **kwargs: Any) -> requests.Response: ...
-    def post(self, path: str, data: Any = ..., tenant: str = ..., **kwargs: Any) -> requests.Response: ...
-    def put(self, path: str, data: Any = ..., tenant: str = ..., **kwargs: Any) -> requests.Response: ...
-    def patch(self, path: str, data: Any = ..., tenant: str = ..., **kwargs: Any) -> requests.Response: ...
-    def delete(self, path: str, tenant: str = ..., **kwargs: Any) -> requests.Response: ...
 
 
 def avisdk_session_factory(cfg: Config) -> Callable[[bool], Session]:
