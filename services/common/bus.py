@@ -19,7 +19,12 @@ from typing import Any
 import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import ConnectionReconnectingError, NoRespondersError, OutboundBufferLimitError
+from nats.errors import (
+    ConnectionClosedError,
+    ConnectionReconnectingError,
+    NoRespondersError,
+    OutboundBufferLimitError,
+)
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, StorageType, StreamConfig, StreamInfo
@@ -182,8 +187,16 @@ class Bus:
         return bus
 
     async def close(self) -> None:
-        if not self.nc.is_closed:
-            await self.nc.drain()
+        """Drain (what was published reaches the server) and close; just close with no server to drain to."""
+        if self.nc.is_closed:
+            return
+        if self.nc.is_connected:
+            with contextlib.suppress(ConnectionReconnectingError, ConnectionClosedError):
+                await self.nc.drain()
+                return
+        # Flushing to a connection that is gone fails: closed is what is asked.
+        with contextlib.suppress(OSError):
+            await self.nc.close()
 
     async def ensure_streams(self) -> None:
         """Create (or bring up to date) the streams; safe to call from every service."""

@@ -34,6 +34,11 @@ from services.syncer.partition import PartitionWorker
 
 log = logging.getLogger(__name__)
 
+# A stop's budget for finishing in-flight applies and giving leases back: well
+# inside a pod's termination grace (30 s in the chart), so the process exits
+# before Kubernetes kills it.
+STOP_GRACE_SECONDS = 10.0
+
 
 @dataclass
 class Timing:
@@ -324,8 +329,24 @@ class SyncerReplica:
             await self.resync.stop()
             await self.shutdown()
 
-    async def shutdown(self) -> None:
-        """Stop taking work, finish in-flight applies, give leases back, leave."""
-        for part in sorted(self.workers):
-            await self._drop(part, release=True)
-        await self.leases.leave()
+    async def shutdown(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop taking work, finish in-flight applies, give leases back, leave: all within ``grace``.
+
+        Past it (the broker gone: an outcome's publish waits for it, and every
+        release for a request timeout) what is left is dropped: a lease not
+        given back expires with the bucket's TTL, and the partition's next
+        owner applies again what was in flight (the controller diff makes
+        that a no-op where it had landed).
+        """
+        parts = sorted(self.workers)
+        workers = [self.workers.pop(part) for part in parts]
+        try:
+            async with asyncio.timeout(grace):
+                # Together: one slow partition (or request timeout) for all, not one each.
+                await asyncio.gather(*(w.stop() for w in workers))
+                await asyncio.gather(*(self.leases.release(part) for part in parts))
+                await self.leases.leave()
+        except TimeoutError:
+            log.warning("replica %s: stop not done within %.0fs (the broker unreachable?): leases not "
+                        "given back expire with their TTL", self.replica_id, grace)
+        log.info("replica %s: left partitions %s", self.replica_id, ", ".join(map(str, parts)) or "none")

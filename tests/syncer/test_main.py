@@ -19,6 +19,7 @@ from services.common.bus import Bus
 from services.common.contracts import ApplyOutcome, decode
 from services.syncer import main as syncer_main
 from services.syncer.leases import LEASES_BUCKET, MEMBERS_BUCKET
+from services.syncer.replica import STOP_GRACE_SECONDS
 
 
 def test_main_refuses_bad_configuration(tmp_path: Path) -> None:
@@ -125,3 +126,32 @@ async def test_sigterm_stops_the_process_gracefully(
     leases = await bus.js.key_value(LEASES_BUCKET)
     assert not [k for k in await _keys(leases) if k.startswith(f"{cluster}.")]
     await bus.close()
+
+
+async def test_stop_is_bounded_when_nats_is_gone(fresh_nats: NatsServer, sim: SimServer) -> None:
+    """A stop with the broker gone ends within its grace: leases cannot be given back, they expire.
+
+    Kubernetes kills a pod that outlives its termination grace period; a stop
+    that waited for the broker (publishing an outcome, releasing 32 leases one
+    request timeout each) held the process until then, or for ever under
+    ``albus up``.
+    """
+    cluster = "main-nonats"
+    cfg = syncer_config(sim, cluster, fresh_nats.url)
+    stop = asyncio.Event()
+    task = asyncio.create_task(syncer_main.run(cfg, stop, replica_id="nonats-1"))
+    bus = await Bus.connect(fresh_nats.url, "t")
+    await bus.ensure_streams()
+    tree = l4_tree(cluster, "web")
+    await bus.publish(subjects.avi_tree(cluster, tree.tenant, tree.vs_name), tree)
+    subj = subjects.outcome(cluster, tree.tenant, tree.vs_name)
+
+    async def applied() -> None:
+        while await bus.last(subj) is None:
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(applied(), 20)
+    await bus.close()
+    fresh_nats.stop()
+    stop.set()
+    await asyncio.wait_for(task, STOP_GRACE_SECONDS + 10)
