@@ -14,7 +14,7 @@ services an apply just touched and their pools (``name.in``/``uuid.in``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,27 +81,27 @@ class RuntimeReader:
             raise RuntimeReadError(f"GET {path}: {rsp.status_code} {rsp.text[:200]}")
         return json.loads(rsp.text or "null")
 
-    def _pages(self, path: str, where: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def _pages(self, path: str, where: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """The items, a page at a time: a sweep holds one page decoded, not the whole inventory."""
         page = 1
         while True:
             body = self._get(path, {**(where or {}), "created_by": self.created_by, "page_size": PAGE_SIZE,
                                     "page": page})
-            results = list(body.get("results") or [])
-            out.extend(results)
+            results = body.get("results") or []
+            yield from results
             if not body.get("next") or not results:
-                return out
+                return
             page += 1
 
     def _owned(self, item: dict[str, Any]) -> bool:
         # Filter here too: a controller that ignores the query must not widen the view.
         return bool((item.get("config") or {}).get("created_by") in (None, self.created_by))
 
-    def _some(self, path: str, field: str, values: Collection[str]) -> list[dict[str, Any]]:
+    def _some(self, path: str, field: str, values: Collection[str]) -> Iterator[dict[str, Any]]:
         """Inventory items whose ``field`` is one of ``values`` (``<field>.in``, a bounded number per call)."""
         wanted = sorted(values)
-        return [item for i in range(0, len(wanted), FILTER_CHUNK)
-                for item in self._pages(path, {f"{field}.in": ",".join(wanted[i:i + FILTER_CHUNK])})]
+        for i in range(0, len(wanted), FILTER_CHUNK):
+            yield from self._pages(path, {f"{field}.in": ",".join(wanted[i:i + FILTER_CHUNK])})
 
     def pools(self, uuids: Collection[str] | None = None) -> dict[str, PoolSummary]:
         """This cluster's pools by name, with their counts (only these uuids' when given)."""

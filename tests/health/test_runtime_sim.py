@@ -157,3 +157,19 @@ async def test_complete_sweeps_are_paced_by_their_reads(sim: SimServer, sim_clie
     # Paced at one read a second, the first sweep's three reads hold the next one off for 3 s.
     assert await sweeps_within(paced, 2.0, 2) == 1
     assert paced.reader.calls == 3
+
+
+def test_a_sweep_holds_one_page_of_the_inventory_at_a_time(sim: SimServer, sim_client: SimClient) -> None:
+    """The inventory is read as it is used: at 10,000 Services all its pages decoded at once were a peak
+    of health's memory (bench/README.md, "Memory")."""
+    for i in range(450):  # three pool-inventory pages
+        sim_client.ok("POST", "pool", {"name": f"c1--filler-{i}", "created_by": f"ako-{CLUSTER}"})
+    reader = RuntimeReader(_cfg(sim))
+    items = reader._pages("pool-inventory")
+    first = [next(items) for _ in range(200)]
+    assert reader.calls == 1, "the first page's items come before the second page is read"
+    next(items)
+    assert reader.calls == 2
+    assert len(first) + 1 + sum(1 for _ in items) == 450
+    assert reader.calls == 3
+    assert len(reader.pools()) == 450
