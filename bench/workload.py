@@ -68,17 +68,29 @@ def kubectl_apply(docs: list[dict[str, Any]], workdir: Path, env: dict[str, str]
             files.append(f)
     t0 = time.monotonic()
 
+    running: list[subprocess.Popen[str]] = []
+
     def run(f: Path) -> None:
         # --validate=false: the API server validates anyway; kubectl's client-side schema check costs
         # ~50 ms of CPU per object, which at 10,000 Services would make kubectl the benchmark.
-        r = subprocess.run(["kubectl", "apply", "--server-side", "--validate=false", "--field-manager=bench",
-                            "-f", str(f)],
-                           env=env, capture_output=True, text=True)
-        if r.returncode:
-            raise RuntimeError(f"kubectl apply failed: {r.stderr[-2000:]}")
+        proc = subprocess.Popen(["kubectl", "apply", "--server-side", "--validate=false", "--field-manager=bench",
+                                 "-f", str(f)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        running.append(proc)
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"kubectl apply failed: {err[-2000:]}")
 
-    with ThreadPoolExecutor(len(files)) as ex:
+    ex = ThreadPoolExecutor(len(files))
+    try:
         list(ex.map(run, files))
+    except BaseException:
+        # Interrupted (SIGTERM unwinds as Ctrl-C does): the applies stop too, not minutes later.
+        for proc in running:
+            proc.kill()
+        raise
+    finally:
+        ex.shutdown()
     return time.monotonic() - t0
 
 
