@@ -120,6 +120,7 @@ class Engine:
             self.full_view_pending = False
         with heap.paused():
             out = self._flush(len(self._taking) if limit is None else limit)
+            heap.keep_growth()
         if self._taking is None and self._full_view_size >= heap.FREEZE_FROM:
             heap.settle()
         return out

@@ -59,3 +59,53 @@ def test_a_small_full_view_is_left_to_the_collector(unfrozen: None) -> None:
     gc.unfreeze()
     full_view(3)
     assert gc.get_freeze_count() == 0
+
+
+class _Cyclic:
+    me: object
+
+
+def _grow(e: Engine, first: int, n: int) -> None:
+    """Services created one event at a time, as on a cold start (no full view)."""
+    for i in range(first, first + n):
+        ko = as_kube_object(l4.svc(f"g{i}"), "c1")
+        assert ko is not None
+        e.observe(ko)
+    assert len(e.flush().trees) == n
+
+
+def test_a_flush_that_grows_the_heap_much_freezes_what_it_left(
+        monkeypatch: pytest.MonkeyPatch, unfrozen: None) -> None:
+    gc.unfreeze()
+    monkeypatch.setattr(heap, "_settled_blocks", 0)
+    e = Engine(l4.CFG)
+    monkeypatch.setattr(heap, "FREEZE_GROWTH", 10**9)
+    _grow(e, 0, 10)
+    assert gc.get_freeze_count() == 0, "a flush leaving little is the collector's"
+    monkeypatch.setattr(heap, "FREEZE_GROWTH", 100)
+    _grow(e, 10, 10)
+    assert gc.get_freeze_count() > 0
+
+
+def test_cyclic_garbage_a_freeze_caught_is_collected_once_the_heap_has_doubled(
+        monkeypatch: pytest.MonkeyPatch, unfrozen: None) -> None:
+    gc.unfreeze()
+    monkeypatch.setattr(heap, "_settled_blocks", 0)
+    monkeypatch.setattr(heap, "FREEZE_GROWTH", 100)
+    size = [1000]
+    monkeypatch.setattr(heap, "blocks", lambda: size[0])
+    e = Engine(l4.CFG)
+    c = _Cyclic()
+    c.me = c
+    gone = weakref.ref(c)
+    _grow(e, 0, 10)  # frozen with it, the heap's size noted (1000)
+    del c
+    gc.collect()
+    assert gone() is not None, "frozen: out of the collector's sight"
+    size[0] = 1500
+    _grow(e, 10, 10)  # grown by half: frozen again, not collected
+    gc.collect()
+    assert gone() is not None
+    size[0] = 2100
+    _grow(e, 20, 10)  # doubled: collected whole, then frozen
+    assert gone() is None
