@@ -20,6 +20,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,11 +205,10 @@ class ControllerClient:
             tracing.event("albus.retry", attempt=attempt, reason=failure[:200], delay_s=round(delay, 3))
             await asyncio.sleep(delay)
 
-    async def list_all(
+    async def list_pages(
         self, obj_type: str, *, tenant: str, params: dict[str, Any], counter: CallCounter | None = None
-    ) -> list[dict[str, Any]]:
-        """Every object of a type matching ``params``, in pages of 200."""
-        out: list[dict[str, Any]] = []
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every object of a type matching ``params``, a page (200) at a time as it is read."""
         page = 1
         while True:
             q = {**params, "page_size": PAGE_SIZE, "page": page}
@@ -216,9 +216,9 @@ class ControllerClient:
             if not reply.ok or not isinstance(reply.body, dict):
                 raise ControllerError(reply.status, f"list {obj_type}: {error_text(reply.body, reply.text)}")
             results = reply.body.get("results") or []
-            out.extend(r for r in results if isinstance(r, dict))
+            yield [r for r in results if isinstance(r, dict)]
             if not reply.body.get("next") or not results:
-                return out
+                return
             page += 1
 
 

@@ -79,11 +79,31 @@ def _facts(obj: dict[str, Any]) -> Facts:
                  uuid=uuid if isinstance(uuid, str) else None)
 
 
-def _vh_parent(obj: dict[str, Any]) -> str | None:
+def _vh_parent(key: Key, obj: dict[str, Any]) -> str | None:
     """The name of the VH parent an SNI child VS names, if it is one."""
+    if key[0] != "virtualservice":
+        return None
     ref = obj.get("vh_parent_vs_ref")
     parsed = parse_ref(ref) if isinstance(ref, str) else None
     return parsed.name if parsed is not None and parsed.name else None
+
+
+class Listing:
+    """A tenant's objects as listed from the controller, each packed as its page came."""
+
+    def __init__(self) -> None:
+        self.packed: dict[Key, bytes] = {}
+        self.parents: dict[Key, str] = {}  # SNI child VS -> its VH parent's name
+
+    def add(self, key: Key, obj: dict[str, Any]) -> None:
+        self.packed[key] = msgpack.packb(obj, use_bin_type=True)
+        parent = _vh_parent(key, obj)
+        if parent is not None:
+            self.parents[key] = parent
+
+    def get(self, key: Key) -> dict[str, Any]:
+        obj: dict[str, Any] = msgpack.unpackb(self.packed[key], raw=False)
+        return obj
 
 
 class TenantObjects:
@@ -125,7 +145,16 @@ class TenantObjects:
     def put(self, key: Key, obj: dict[str, Any]) -> None:
         self.pop(key)
         self._packed[key] = msgpack.packb(obj, use_bin_type=True)
-        parent = _vh_parent(obj) if key[0] == "virtualservice" else None
+        self._adopt_parent(key, _vh_parent(key, obj))
+
+    def adopt(self, listing: Listing) -> None:
+        """In place, as :meth:`replace`, from a listing already packed."""
+        self.replace({})
+        self._packed.update(listing.packed)
+        for key, parent in listing.parents.items():
+            self._adopt_parent(key, parent)
+
+    def _adopt_parent(self, key: Key, parent: str | None) -> None:
         if parent is not None:
             self._parent_of[key] = parent
             self._children.setdefault(parent, set()).add(key)
@@ -231,19 +260,25 @@ class ObjectCache:
     def tenants(self) -> list[str]:
         return sorted(self._tenants)
 
-    async def list_owned(self, tenant: str, counter: CallCounter | None = None) -> dict[Key, dict[str, Any]]:
-        """A fresh listing of the tenant's objects stamped with this cluster's ``created_by``."""
-        found: dict[Key, dict[str, Any]] = {}
+    async def list_owned(self, tenant: str, counter: CallCounter | None = None) -> Listing:
+        """A fresh listing of the tenant's objects stamped with this cluster's ``created_by``.
+
+        Packed page by page as the pages come: the tenant's objects decoded at
+        once were the syncer's peak of memory on a restart at 10,000 Services
+        (bench/README.md, "Memory").
+        """
+        listing = Listing()
         params = {"created_by": self.created_by, "include_name": "true"}
-        lists = await asyncio.gather(
-            *(self.client.list_all(t, tenant=tenant, params=params, counter=counter) for t in self.types)
-        )
-        for obj_type, objs in zip(self.types, lists, strict=True):
-            for obj in objs:
-                # Filter here too: a controller that ignores the query must not widen albus's view.
-                if obj.get("created_by") == self.created_by and isinstance(obj.get("name"), str):
-                    found[(obj_type, obj["name"])] = obj
-        return found
+
+        async def one_type(obj_type: str) -> None:
+            async for page in self.client.list_pages(obj_type, tenant=tenant, params=params, counter=counter):
+                for obj in page:
+                    # Filter here too: a controller that ignores the query must not widen albus's view.
+                    if obj.get("created_by") == self.created_by and isinstance(obj.get("name"), str):
+                        listing.add((obj_type, obj["name"]), obj)
+
+        await asyncio.gather(*(one_type(t) for t in self.types))
+        return listing
 
     async def ensure(self, tenant: str, since: float = 0.0, counter: CallCounter | None = None) -> TenantObjects:
         """The tenant's cache, (re)loaded if never loaded or loaded before ``since`` (monotonic)."""
@@ -253,9 +288,9 @@ class ObjectCache:
             if cur is not None and cur.loaded_at >= since and cur.loaded_at > 0:
                 return cur
             stamp = time.monotonic()
-            objects = await self.list_owned(tenant, counter)
+            listing = await self.list_owned(tenant, counter)
             tc = self.tenant_objects(tenant)
-            tc.replace(objects)
+            tc.adopt(listing)
             tc.loaded_at = stamp
             return tc
 

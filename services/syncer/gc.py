@@ -31,7 +31,7 @@ from services.common.contracts import TreesSynced, VsTree, decode
 from services.common.incarnation import incarnation
 from services.syncer.apply import ApplyFailed, Fence, TreeApplier
 from services.syncer.avi_client import CallCounter
-from services.syncer.cache import Key, deletion_order, owned_by
+from services.syncer.cache import Listing, deletion_order, owned_by
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ async def collect_garbage(
     # by its own account yet older than that, without the trees of the Services made in the last
     # seconds, and their objects were collected (tests/e2e/test_nats_cluster.py).
     newest = await bus.last(subjects.avi_cluster(cluster))
-    listed: dict[str, dict[Key, dict[str, object]]] = {}
+    listed: dict[str, Listing] = {}
     for tenant in sorted(tenants):
         listed[tenant] = await cache.list_owned(tenant, report.calls)
     # Now, and only now, the trees that claim objects.
@@ -112,12 +112,14 @@ async def collect_garbage(
             claimed |= {(tree.tenant, o.type, o.name) for o in tree.objects}
     report.ran = True
     report.epoch = marker.epoch
-    for tenant, objs in listed.items():
-        orphans = [k for k, obj in objs.items() if (tenant, *k) not in claimed and owned_by(obj, cluster)]
+    for tenant, listing in listed.items():
+        # Unpacked only if unclaimed: the listing holds every object of the cluster.
+        unclaimed = {k: listing.get(k) for k in listing.packed if (tenant, *k) not in claimed}
+        orphans = [k for k, obj in unclaimed.items() if owned_by(obj, cluster)]
         # VH children before their parent: the controller refuses a parent still in use.
-        children = {k for k in orphans if k[0] == "virtualservice" and objs[k].get("vh_parent_vs_ref")}
+        children = {k for k in orphans if k[0] == "virtualservice" and unclaimed[k].get("vh_parent_vs_ref")}
         for key in sorted(children) + [k for k in deletion_order(orphans) if k not in children]:
-            cache.store(tenant, key[0], objs[key])  # delete_owned acts on what the cache holds
+            cache.store(tenant, key[0], unclaimed[key])  # delete_owned acts on what the cache holds
             try:
                 await applier.delete_owned(tenant, key, report.calls, fence)
                 report.deleted.append((tenant, *key))
