@@ -88,7 +88,8 @@ def rows(d: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
                  f"{len(f['rounds'])} rounds ({faults}); worst convergence {f['worst_converged_s']} s; "
                  f"resync writes {f['resync_writes']}; foreign untouched {f['foreign_untouched']}", clean)]
     if s == "memory":
-        return [(f"7. peak RSS per service at {p['services']} Services", "≤ 300 MB",
+        during = ", cold convergence and restart" if f.get("restart_peak_rss_mb") else ""
+        return [(f"7. peak RSS per service at {p['services']} Services{during}", "≤ 300 MB",
                  ", ".join(f"{k} {v}" for k, v in f["peak_rss_mb"].items() if k != "simulator") + " MB",
                  f["max_service_mb"] <= 300)]
     if d.get("benchmark") == "sim_throughput" or s == "simulator":
