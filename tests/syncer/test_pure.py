@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import msgpack
 import pytest
 from syncer_trees import l4_tree
 
@@ -188,3 +189,16 @@ def test_rendezvous_assignment_covers_every_partition_once_and_moves_little() ->
     after = {m: assigned(m, {"a", "b"}) for m in ("a", "b")}
     assert shares["a"] <= after["a"] and shares["b"] <= after["b"]
     assert owner_of(3, []) is None
+
+
+def test_the_cache_holds_an_object_deflated_and_gives_it_back_whole() -> None:
+    from services.syncer.cache import pack, unpack
+    pool = {"name": "c1--default-web-80", "uuid": "pool-1", "created_by": "ako-c1", "lb_algorithm": "LB_ALGORITHM_LEAST_CONNECTIONS",
+            "servers": [{"ip": {"addr": f"10.0.0.{i}", "type": "V4"}, "port": 8080, "enabled": True, "ratio": 1}
+                        for i in range(1, 9)],
+            "markers": [{"key": "clustername", "values": ["c1"]}], "health_monitor_refs": []}
+    raw = pack(pool)
+    assert unpack(raw) == pool
+    assert len(raw) < 0.6 * len(msgpack.packb(pool, use_bin_type=True))
+    tc = TenantObjects("admin", objects={("pool", pool["name"]): pool})
+    assert tc.get("pool", pool["name"]) == pool
