@@ -48,16 +48,35 @@ class GcReport:
     calls: CallCounter = field(default_factory=CallCounter)
 
 
-async def _trees(bus: Bus, cluster: str) -> tuple[list[VsTree], int]:
-    """The cluster's trees, and the newest stream sequence among the messages read."""
+@dataclass
+class Claims:
+    """What the cluster's trees on the bus say: the objects live trees claim, the tenants any names."""
+
+    objects: set[tuple[str, str, str]] = field(default_factory=set)  # (tenant, type, name)
+    tenants: set[str] = field(default_factory=set)
+    read_up_to: int = 0  # the newest stream sequence among the messages read
+
+
+async def _claims(bus: Bus, cluster: str) -> Claims:
+    """The cluster's trees read, one decoded at a time.
+
+    Every tree decoded at once (10,000 pydantic trees, ~20 KB each) was most
+    of a restarted syncer's peak of memory: GC runs soon after a start.
+    """
     snap = await bus.snapshot(subjects.avi_cluster(cluster))
-    trees: list[VsTree] = []
-    for d in snap.values():
+    out = Claims()
+    while snap:
+        subject, d = snap.popitem()  # its bytes go with it
+        out.read_up_to = max(out.read_up_to, d.stream_seq)
         try:
-            trees.append(decode(d.data, VsTree))
+            tree = decode(d.data, VsTree)
         except ValueError:
-            log.warning("gc: undecodable tree on %s", d.subject)
-    return trees, max((d.stream_seq for d in snap.values()), default=0)
+            log.warning("gc: undecodable tree on %s", subject)
+            continue
+        out.tenants.add(tree.tenant)
+        if not tree.deleted:
+            out.objects |= {(tree.tenant, o.type, o.name) for o in tree.objects}
+    return out
 
 
 async def trusted_marker(bus: Bus, cluster: str) -> tuple[TreesSynced | None, str]:
@@ -87,7 +106,7 @@ async def collect_garbage(
     cache = applier.cache
     # Which tenants to look at: configured, seen before, and any a tree names
     # now (this read only widens the listing; it decides nothing).
-    tenants = set(tenants) | set(cache.tenants()) | {t.tenant for t in (await _trees(bus, cluster))[0]}
+    tenants = set(tenants) | set(cache.tenants()) | (await _claims(bus, cluster)).tenants
     # The cluster's newest tree message before the listing: a complete read of the trees after it
     # holds that message (or a newer one). During a NATS failover a read once came back complete
     # by its own account yet older than that, without the trees of the Services made in the last
@@ -97,8 +116,8 @@ async def collect_garbage(
     for tenant in sorted(tenants):
         listed[tenant] = await cache.list_owned(tenant, report.calls)
     # Now, and only now, the trees that claim objects.
-    claimed: set[tuple[str, str, str]] = set()
-    trees, read_up_to = await _trees(bus, cluster)
+    claims = await _claims(bus, cluster)
+    read_up_to = claims.read_up_to
     # Read from the stream the marker vouches for, not from one created since.
     if await incarnation(bus, subjects.STREAM_AVI) != marker.incarnation:
         report.reason = f"{subjects.STREAM_AVI} was replaced while the trees were read"
@@ -107,14 +126,11 @@ async def collect_garbage(
         report.reason = (f"the trees read (up to message {read_up_to}) are older than the newest one "
                          f"before the listing ({newest.stream_seq}): not a complete view")
         return report
-    for tree in trees:
-        if not tree.deleted:
-            claimed |= {(tree.tenant, o.type, o.name) for o in tree.objects}
     report.ran = True
     report.epoch = marker.epoch
     for tenant, listing in listed.items():
         # Unpacked only if unclaimed: the listing holds every object of the cluster.
-        unclaimed = {k: listing.get(k) for k in listing.packed if (tenant, *k) not in claimed}
+        unclaimed = {k: listing.get(k) for k in listing.packed if (tenant, *k) not in claims.objects}
         orphans = [k for k, obj in unclaimed.items() if owned_by(obj, cluster)]
         # VH children before their parent: the controller refuses a parent still in use.
         children = {k for k in orphans if k[0] == "virtualservice" and unclaimed[k].get("vh_parent_vs_ref")}

@@ -120,10 +120,10 @@ async def test_gc_stops_when_the_stream_is_replaced_while_it_reads(
         converged, fresh_nats: NatsServer, sim_admin: SimAdmin,
         monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     bus, applier, keep, late = converged
-    read_trees = gc._trees
+    read_trees = gc._claims
     reads = 0
 
-    async def wiped_before_the_second_read(b: Bus, cluster: str) -> tuple[list[VsTree], int]:
+    async def wiped_before_the_second_read(b: Bus, cluster: str) -> gc.Claims:
         # The second read is the one that decides what is claimed, after the
         # controller was listed: NATS loses everything right before it, and
         # the rebuild has republished only one tree.
@@ -135,7 +135,7 @@ async def test_gc_stops_when_the_stream_is_replaced_while_it_reads(
             await _publish_trees(b, keep)
         return await read_trees(b, cluster)
 
-    monkeypatch.setattr(gc, "_trees", wiped_before_the_second_read)
+    monkeypatch.setattr(gc, "_claims", wiped_before_the_second_read)
     sim_admin.reset_log()
     report = await collect_garbage(bus, applier, CLUSTER, {"admin"}, _fence)
     assert reads == 2

@@ -102,3 +102,35 @@ async def test_a_cache_load_holds_its_objects_packed_and_one_page_decoded(
     assert all(p is not None and len(p["servers"]) == 20 for p in decoded)
     # All 4,000 decoded at once was the old peak; now the packed listing and a page in flight.
     assert peak < 0.5 * (after - before), (peak, after - before)
+
+
+async def test_gc_reads_the_trees_one_decoded_at_a_time(nats_server: NatsServer) -> None:
+    """GC's read of every tree keeps what they claim, not the trees.
+
+    All of them decoded at once (~20 KB each) was most of a restarted syncer's peak
+    at 10,000 Services: GC runs soon after a start.
+    """
+    from services.common.contracts import decode
+    from services.syncer.gc import _claims
+
+    cluster = "mem3"
+    bus = await Bus.connect(nats_server.url, "memory-test")
+    await bus.ensure_streams()
+    trees = [l4_tree(cluster, f"svc-{i}") for i in range(400)]
+    for t in trees:
+        await bus.publish(subjects.avi_tree(cluster, t.tenant, t.vs_name), t)
+    expected = {(t.tenant, o.type, o.name) for t in trees for o in t.objects}
+    del trees
+    tracemalloc.start()
+    try:
+        claims = await _claims(bus, cluster)
+        _, peak = tracemalloc.get_traced_memory()
+        snap = await bus.snapshot(subjects.avi_cluster(cluster))
+        before, _ = tracemalloc.get_traced_memory()
+        decoded = [decode(d.data, VsTree) for d in snap.values()]
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await bus.close()
+    assert claims.objects == expected and claims.tenants == {"admin"} and len(decoded) == 400
+    assert peak < 0.5 * (after - before), (peak, after - before)
