@@ -29,14 +29,12 @@ def test_main_refuses_bad_configuration(tmp_path: Path) -> None:
     assert syncer_main.main(["--config", str(bad)]) == 2
 
 
-async def test_run_applies_and_gives_its_leases_back_on_stop(
-    nats_server: NatsServer, sim: SimServer, sim_admin: SimAdmin
-) -> None:
-    cluster = "main-run"
-    cfg = syncer_config(sim, cluster, nats_server.url)
-    stop = asyncio.Event()
-    task = asyncio.create_task(syncer_main.run(cfg, stop, replica_id="main-1"))
-    bus = await Bus.connect(nats_server.url, "t")
+async def _running_with_one_tree_applied(
+    sim: SimServer, nats: NatsServer, cluster: str, replica_id: str, stop: asyncio.Event
+) -> tuple[asyncio.Task[None], Bus, ApplyOutcome]:
+    """``syncer_main.run`` started, one tree published and its outcome read: the task, a bus, the outcome."""
+    task = asyncio.create_task(syncer_main.run(syncer_config(sim, cluster, nats.url), stop, replica_id=replica_id))
+    bus = await Bus.connect(nats.url, "t")
     await bus.ensure_streams()
     tree = l4_tree(cluster, "web")
     await bus.publish(subjects.avi_tree(cluster, tree.tenant, tree.vs_name), tree)
@@ -49,7 +47,15 @@ async def test_run_applies_and_gives_its_leases_back_on_stop(
                 return decode(d.data, ApplyOutcome)
             await asyncio.sleep(0.05)
 
-    out = await asyncio.wait_for(outcome(), 20)
+    return task, bus, await asyncio.wait_for(outcome(), 20)
+
+
+async def test_run_applies_and_gives_its_leases_back_on_stop(
+    nats_server: NatsServer, sim: SimServer, sim_admin: SimAdmin
+) -> None:
+    cluster = "main-run"
+    stop = asyncio.Event()
+    task, bus, out = await _running_with_one_tree_applied(sim, nats_server, cluster, "main-1", stop)
     assert out.ok and out.vips
     assert len(our_objects(sim_admin, f"{cluster}--default-web")) == 4
 
@@ -136,21 +142,8 @@ async def test_stop_is_bounded_when_nats_is_gone(fresh_nats: NatsServer, sim: Si
     request timeout each) held the process until then, or for ever under
     ``albus up``.
     """
-    cluster = "main-nonats"
-    cfg = syncer_config(sim, cluster, fresh_nats.url)
     stop = asyncio.Event()
-    task = asyncio.create_task(syncer_main.run(cfg, stop, replica_id="nonats-1"))
-    bus = await Bus.connect(fresh_nats.url, "t")
-    await bus.ensure_streams()
-    tree = l4_tree(cluster, "web")
-    await bus.publish(subjects.avi_tree(cluster, tree.tenant, tree.vs_name), tree)
-    subj = subjects.outcome(cluster, tree.tenant, tree.vs_name)
-
-    async def applied() -> None:
-        while await bus.last(subj) is None:
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(applied(), 20)
+    task, bus, _ = await _running_with_one_tree_applied(sim, fresh_nats, "main-nonats", "nonats-1", stop)
     await bus.close()
     fresh_nats.stop()
     stop.set()
