@@ -199,40 +199,65 @@ class Bus:
             await self.nc.close()
 
     async def ensure_streams(self) -> None:
-        """Create (or bring up to date) the streams; safe to call from every service."""
+        """Create (or bring up to date) the streams; safe to call from every service.
+
+        JetStream not answering yet (a NATS cluster electing its meta leader
+        as every service starts) is waited out: a service that exited on it
+        left the pipeline without it (tests/e2e/test_nats_cluster.py).
+        """
         for name, subs in subjects.STREAMS.items():
-            limits: dict[str, Any] = {"max_msgs_per_subject": 1, **subjects.STREAM_LIMITS.get(name, {})}
-            cfg = StreamConfig(
-                name=name,
-                subjects=subs,
-                storage=StorageType.FILE,
-                num_replicas=self.replicas,
-                allow_msg_ttl=True,
-                allow_rollup_hdrs=True,
-                duplicate_window=120.0,
-                **limits,
-            )
-            try:
-                info = await self.js.stream_info(name)
-            except NotFoundError:
+            delay, waited, warned = 0.1, 0.0, -30.0
+            while True:
                 try:
-                    await self.js.add_stream(cfg)
-                    continue
-                except NatsTimeoutError:
-                    if not self.refused(f"$JS.API.STREAM.CREATE.{name}"):
+                    await self._ensure_stream(name, subs)
+                    break
+                except TRANSIENT as exc:
+                    refused = self.refused(f"$JS.API.STREAM.INFO.{name}")
+                    if refused:
+                        raise BusRefused(refused) from None
+                    if self.nc.is_closed:
                         raise
-                    # A cluster identity may not create streams: the syncer pool does.
-                    info = await self._stream_created(name)
-                except Exception as exc:  # another service created it first
-                    if "already in use" not in str(exc):
-                        raise
-                    info = await self.js.stream_info(name)
-            # Never fewer copies than the stream has: a service configured
-            # with fewer replicas than the pool must not shrink it.
-            cfg.num_replicas = max(self.replicas, info.config.num_replicas or 1)
-            # Update only what differs: cluster identities may read stream info, not change streams.
-            if not _same_stream(info.config, cfg):
-                await self._update_stream(cfg)
+                    if waited - warned >= 30.0:
+                        warned = waited
+                        log.warning("stream %s: JetStream not answering (%s); trying again", name,
+                                    type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    waited += delay
+                    delay = min(delay * 2, RETRY_MAX_DELAY)
+
+    async def _ensure_stream(self, name: str, subs: list[str]) -> None:
+        limits: dict[str, Any] = {"max_msgs_per_subject": 1, **subjects.STREAM_LIMITS.get(name, {})}
+        cfg = StreamConfig(
+            name=name,
+            subjects=subs,
+            storage=StorageType.FILE,
+            num_replicas=self.replicas,
+            allow_msg_ttl=True,
+            allow_rollup_hdrs=True,
+            duplicate_window=120.0,
+            **limits,
+        )
+        try:
+            info = await self.js.stream_info(name)
+        except NotFoundError:
+            try:
+                await self.js.add_stream(cfg)
+                return
+            except NatsTimeoutError:
+                if not self.refused(f"$JS.API.STREAM.CREATE.{name}"):
+                    raise
+                # A cluster identity may not create streams: the syncer pool does.
+                info = await self._stream_created(name)
+            except Exception as exc:  # another service created it first
+                if "already in use" not in str(exc):
+                    raise
+                info = await self.js.stream_info(name)
+        # Never fewer copies than the stream has: a service configured
+        # with fewer replicas than the pool must not shrink it.
+        cfg.num_replicas = max(self.replicas, info.config.num_replicas or 1)
+        # Update only what differs: cluster identities may read stream info, not change streams.
+        if not _same_stream(info.config, cfg):
+            await self._update_stream(cfg)
 
     async def _update_stream(self, cfg: StreamConfig) -> None:
         try:

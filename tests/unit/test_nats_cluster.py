@@ -156,3 +156,23 @@ async def test_a_cluster_identity_that_may_not_raise_replicas_goes_on(tmp_path: 
         finally:
             await east.close()
             await pool.close()
+
+
+async def test_a_service_starting_while_jetstream_has_no_quorum_waits_for_it(nats_cluster: NatsCluster) -> None:
+    """Streams are ensured once the cluster answers again: a service that exited on the first timeout
+    left the pipeline without it when every service started during the cluster's first election."""
+    c = nats_cluster
+    bus = await Bus.connect(c.url, "early", replicas=3)
+    try:
+        c.stop_node(1)
+        c.stop_node(2)  # one node of three: no meta leader, JetStream cannot answer
+        task = asyncio.create_task(bus.ensure_streams())
+        done, _ = await asyncio.wait([task], timeout=8)  # past a JetStream request's 5 s timeout
+        assert not done, f"ensure_streams gave up: {task.exception() if task.done() else ''}"
+        await asyncio.to_thread(c.start_node, 1)
+        await asyncio.to_thread(c.start_node, 2)
+        await asyncio.wait_for(task, 120)
+        for name in subjects.STREAMS:
+            assert (await bus.js.stream_info(name)).config.num_replicas == 3, name
+    finally:
+        await bus.close()
