@@ -279,8 +279,8 @@ class ObjectCache:
         """A fresh listing of the tenant's objects stamped with this cluster's ``created_by``.
 
         Packed page by page as the pages come: the tenant's objects decoded at
-        once were the syncer's peak of memory on a restart at 10,000 Services
-        (bench/README.md, "Memory").
+        once were part of a restarted syncer's peak of memory at 10,000
+        Services (bench/README.md, "Memory and cold convergence at 10,000").
         """
         listing = Listing()
         params = {"created_by": self.created_by, "include_name": "true"}
