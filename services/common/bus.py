@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
@@ -38,6 +39,7 @@ from services.common.metrics import BUS_PUBLISHED, BUS_RECEIVED, subject_kind
 from services.common.pub_acks import PubAcks
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long a tombstone stays on its subject before JetStream drops it. A
 # consumer that replays later sees no object, which means the same thing.
@@ -206,24 +208,8 @@ class Bus:
         left the pipeline without it (tests/e2e/test_nats_cluster.py).
         """
         for name, subs in subjects.STREAMS.items():
-            delay, waited, warned = 0.1, 0.0, -30.0
-            while True:
-                try:
-                    await self._ensure_stream(name, subs)
-                    break
-                except TRANSIENT as exc:
-                    refused = self.refused(f"$JS.API.STREAM.INFO.{name}")
-                    if refused:
-                        raise BusRefused(refused) from None
-                    if self.nc.is_closed:
-                        raise
-                    if waited - warned >= 30.0:
-                        warned = waited
-                        log.warning("stream %s: JetStream not answering (%s); trying again", name,
-                                    type(exc).__name__)
-                    await asyncio.sleep(delay)
-                    waited += delay
-                    delay = min(delay * 2, RETRY_MAX_DELAY)
+            await self._until_answered(f"stream {name}", f"$JS.API.STREAM.INFO.{name}",
+                                       functools.partial(self._ensure_stream, name, subs))
 
     async def _ensure_stream(self, name: str, subs: list[str]) -> None:
         limits: dict[str, Any] = {"max_msgs_per_subject": 1, **subjects.STREAM_LIMITS.get(name, {})}
@@ -285,32 +271,40 @@ class Bus:
         if msg_id:
             hdrs["Nats-Msg-Id"] = msg_id
         data = encode(msg)
+        # Waiting is the back-pressure: the caller's state is only recorded
+        # as published once JetStream acknowledged it.
+        ack = await self._until_answered(f"publish on {subject}", subject, lambda: self.acks.publish(
+            subject, data, headers=hdrs or None, ttl=ttl))
+        _counted(_published, BUS_PUBLISHED, subject)
+        return int(ack.seq)
+
+    async def _until_answered(self, what: str, refused_subject: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()``, again and again while JetStream does not answer (a leader election, a lost
+        node), with doubling delays and a warning every 30 s; a refusal of ``refused_subject`` for
+        this identity raises :class:`BusRefused` (waiting would not change it)."""
         delay, failing_since, warned = 0.1, 0.0, 0.0
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                ack = await self.acks.publish(subject, data, headers=hdrs or None, ttl=ttl)
+                result = await attempt()
             except TRANSIENT as exc:
-                refused = self.refused(subject)
+                refused = self.refused(refused_subject)
                 if refused:
                     raise BusRefused(refused) from None
                 if self.nc.is_closed:
                     raise
-                # Waiting is the back-pressure: the caller's state is only
-                # recorded as published once JetStream acknowledged it.
-                now = asyncio.get_running_loop().time()
+                now = loop.time()
                 failing_since = failing_since or now
                 if now - warned >= 30.0:
                     warned = now
-                    log.warning("publish on %s not acknowledged (%s) for %.0fs; retrying",
-                                subject, type(exc).__name__, now - failing_since)
+                    log.warning("%s: JetStream not answering (%s) for %.0fs; trying again", what,
+                                type(exc).__name__, now - failing_since)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY)
                 continue
             if failing_since:
-                log.info("publish on %s acknowledged after %.1fs", subject,
-                         asyncio.get_running_loop().time() - failing_since)
-            _counted(_published, BUS_PUBLISHED, subject)
-            return int(ack.seq)
+                log.info("%s: answered after %.1fs", what, loop.time() - failing_since)
+            return result
 
     def refused(self, subject: str) -> str | None:
         """The server's refusal of ``subject`` for this identity, if it refused it."""
