@@ -11,6 +11,13 @@ function (cProfile on thread time) in ``<out>/profiles/syncer_apply.txt``.
 Quick, and free of kubectl: the way to compare two revisions back to back
 (bench/README.md, "Syncer scale-out").
 
+With ``--restart``, last, the replicas stop and one syncer *process* starts on
+what they left (every object on the controller, every tree and outcome on the
+bus), as after a restart: reported apart (``restart``) as its peak RSS, the
+seconds until it has applied every tree again, and the controller writes
+meanwhile (0 expected). The full-size memory scenario's restarted syncer,
+without kubectl's half hour before it.
+
 With ``--edit-rounds K``, then K rounds of edits: every tree again with its
 pools' members moved (as an EndpointSlice edit makes them), published a
 round at a time, the next once the last round's outcomes are all on the bus;
@@ -36,9 +43,10 @@ from typing import Any
 
 import nats
 import requests
+from nats.js.errors import KeyNotFoundError
 
 from albus.broker import NatsServer
-from albus.stack import SimProcess, write_config
+from albus.stack import SimProcess, service, write_config
 from bench import results
 from bench.machine import cpu_seconds, memory_mb
 from bench.stack import SELECTOR_KEY, SIM_SEED, VIP_NET
@@ -49,6 +57,7 @@ from services.common.config import load_config
 from services.common.contracts import TreesSynced, VsTree, encode
 from services.common.incarnation import incarnation
 from services.syncer import main as syncer
+from services.syncer.leases import MEMBERS_BUCKET
 from services.translator.engine import Engine
 
 
@@ -121,6 +130,47 @@ async def _edit_rounds(args: argparse.Namespace, url: str, trees: list[VsTree], 
                                 **{k: round(1000 * (cpu_seconds(p) - o0[k]) / n, 2) for k, p in pids.items()}}}
 
 
+async def _settled(url: str, cluster: str, replica_id: str, since: float) -> bool:
+    """Whether the replica's status (written after ``since``) says it holds every partition, all applied,
+    and garbage collection has run (a restart's GC reads every tree and lists every object again)."""
+    nc = await nats.connect(url)
+    try:
+        kv = await nc.jetstream().key_value(MEMBERS_BUCKET)
+        try:
+            st = json.loads((await kv.get(f"{cluster}.{replica_id}")).value or b"{}")
+        except (KeyNotFoundError, ValueError):  # not yet there, or only the bare registration
+            return False
+        return bool(st.get("at", 0) > since and st.get("settled") and st.get("gc_epoch")
+                    and len(st.get("partitions", [])) == subjects.PARTITIONS)
+    finally:
+        await nc.close()
+
+
+async def _restart(logs: Path, cfg_path: Path, url: str, sim: SimProcess, cluster: str,
+                   timeout: float) -> dict[str, Any]:
+    """One syncer process on a converged controller and bus: its peak memory, its time to settle, its writes."""
+    seq = int(requests.get(f"{sim.url}/_sim/requests", params={"since": 0}, timeout=30).json()["last_seq"])
+    t0 = time.time()
+    (logs / "syncer_restarted.log").unlink(missing_ok=True)
+    proc = service("syncer", cfg_path, logs, ["--replica-id", "restarted"], suffix="_restarted").start()
+    try:
+        while not await _settled(url, cluster, "restarted", t0):
+            if not proc.alive:
+                raise RuntimeError(f"the restarted syncer exited: {proc.log_tail()}")
+            if time.time() - t0 > timeout:
+                raise TimeoutError(f"the restarted syncer did not settle in {timeout:.0f} s")
+            await asyncio.sleep(0.5)
+        settled = time.time() - t0
+        mem = memory_mb(proc.pid or 0)
+    finally:
+        proc.stop()
+    log = requests.get(f"{sim.url}/_sim/requests", params={"since": seq}, timeout=60).json()["results"]
+    writes = [e for e in log if e["method"] in ("POST", "PUT", "PATCH", "DELETE")
+              and not str(e.get("path", "")).startswith(("/login", "/logout"))]
+    return {"settled_after_s": round(settled, 2), "peak_rss_mb": mem.get("peak_rss_mb"),
+            "controller_writes": len(writes), "controller_reads": sum(1 for e in log if e["method"] == "GET")}
+
+
 def _write_profile(prof: cProfile.Profile, path: Path, what: str) -> None:
     text = io.StringIO()
     pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(60)
@@ -182,6 +232,10 @@ async def _measure(args: argparse.Namespace, work: Path, natsd: NatsServer, sim:
         stop.set()
         await asyncio.gather(*replicas, return_exceptions=True)
         traces.shutdown()
+    if args.restart:
+        if args.latency_ms:
+            requests.delete(f"{sim.url}/_sim/faults", timeout=30)
+        restart = await _restart(args.out, cfg_path, natsd.url, sim, cluster, 600 + len(trees) * 0.2)
     first = next(m for m in marks if m[2] >= len(trees) // 10)
     last = marks[-1]
     n = last[2] - first[2]
@@ -197,6 +251,8 @@ async def _measure(args: argparse.Namespace, work: Path, natsd: NatsServer, sim:
         _write_profile(prof, args.out / "profiles" / "syncer_apply.txt", f"{len(trees)} trees")
     if edits is not None:
         out["edits"] = edits
+    if args.restart:
+        out["restart"] = restart
     return out
 
 
@@ -213,6 +269,8 @@ def main() -> int:
     ap.add_argument("--latency-ms", type=float, default=20.0, help="injected into every controller call")
     ap.add_argument("--profile", action="store_true", help="cProfile the event loop (slows it: figures too)")
     ap.add_argument("--edit-rounds", type=int, default=0, help="then this many rounds of one edit per tree")
+    ap.add_argument("--restart", action="store_true",
+                    help="then one syncer process restarted on the result: its peak memory and writes")
     ap.add_argument("--out", type=Path, default=results.RESULTS / "syncer_cpu")
     args = ap.parse_args()
     results.RUN["sizes"] = {"services": args.services}
