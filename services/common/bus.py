@@ -71,6 +71,13 @@ def _counted(children: dict[str, Counter], counter: Counter, subject: str) -> No
     child.inc()
 
 
+def _delivery(m: Msg) -> Delivery:
+    _counted(_received, BUS_RECEIVED, m.subject)
+    meta = m.metadata
+    return Delivery(subject=m.subject, data=m.data, headers=dict(m.headers or {}),
+                    stream_seq=int(meta.sequence.stream), redelivered=meta.num_delivered > 1)
+
+
 class BusRefused(Exception):
     """nats-server refused a publish: this identity may not use the subject."""
 
@@ -333,21 +340,13 @@ class Bus:
 
         async def _cb(m: Msg) -> None:
             assert follower is not None
-            _counted(_received, BUS_RECEIVED, m.subject)
-            meta = m.metadata
-            d = Delivery(
-                subject=m.subject,
-                data=m.data,
-                headers=dict(m.headers or {}),
-                stream_seq=int(meta.sequence.stream),
-                redelivered=meta.num_delivered > 1,
-            )
+            d = _delivery(m)
             try:
                 await handler(d)
             except Exception:
                 follower.errors += 1
                 log.exception("%s: handler failed on %s", name or filter_subject, m.subject)
-            if meta.num_pending == 0:
+            if m.metadata.num_pending == 0:
                 follower.caught_up.set()
 
         sub = await self.js.subscribe(
@@ -388,12 +387,24 @@ class Bus:
         async def _keep(d: Delivery) -> None:
             out.append(d)
 
-        f = await self.follow(filter_subject, _keep, name=f"read {filter_subject}", history=history)
+        await self.read_each(filter_subject, _keep, timeout, history=history)
+        return out
+
+    async def read_each(self, filter_subject: str, handler: Handler, timeout: float = 30.0, *,
+                        history: bool = False) -> None:
+        """Hand every current message under ``filter_subject`` to ``handler`` in stream order, until caught up.
+
+        Nothing is kept here: a reader of every tree that keeps only what it
+        needs of each holds the flow-controlled consumer's window, not the stream.
+        """
+        f = await self.follow(filter_subject, handler, name=f"read {filter_subject}", history=history)
         try:
             await asyncio.wait_for(f.caught_up.wait(), timeout)
         finally:
             await f.stop()
-        return out
+            # Through its handler the follower holds what the reader kept (a snapshot's every message):
+            # left in the list until the next follow, a syncer's GC held every tree between runs.
+            self.followers[:] = [x for x in self.followers if x is not f]
 
     async def last(self, subject: str) -> Delivery | None:
         """The current message on one exact subject, or None."""

@@ -185,6 +185,30 @@ class VsTreeHead(Contract):
     checksum: str = ""
 
 
+class ObjectName(BaseModel):
+    """An :class:`AviObject` read for whom it names only: its body is skipped, not validated."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    type: str
+    name: str
+
+
+class VsTreeClaims(Contract):
+    """A :class:`VsTree` message read for the objects it claims (garbage collection), not their bodies.
+
+    Decoded from the same bytes (``decode(raw, VsTreeClaims)``) at a fraction of
+    a whole tree's cost: GC reads every tree of the cluster, twice a run.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    kind_name: ClassVar[str] = VsTree.kind_name
+    cluster: str
+    tenant: str
+    vs_name: str
+    deleted: bool = False
+    objects: tuple[ObjectName, ...] = ()
+
+
 class TreesSynced(Contract):
     """The translator has a full view of the cluster and has published every tree.
 

@@ -3,7 +3,8 @@
 One worker per VS keeps that VS's applies in order; a tree that arrives
 while its VS is being applied replaces the pending one (coalescing: only
 the newest is applied next). A failed apply is retried with back-off, on
-the newest tree at that time (level-based).
+the newest tree at that time (level-based). A tree applied is not kept:
+the bus holds it, and a resync reads the partition from the bus again.
 """
 
 from __future__ import annotations
@@ -37,14 +38,18 @@ _Step = Literal["unreadable", "fenced", "failed", "ok", "gone"]
 
 @dataclass
 class _Slot:
-    latest: bytes  # the newest tree as it came: decoded when applied (10,000 decoded trees cost memory)
+    # The newest tree as it came (decoded when applied: 10,000 decoded trees cost memory), until
+    # applied: then dropped, the bus keeps it (10,000 kept trees were ~35 MB of a restarted syncer).
+    latest: bytes | None
+    seq: int = 0  # the stream sequence of ``latest``
+    applied_seq: int = 0  # of the tree last applied: its replay by a resync is no change's
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     busy: bool = False
     failures: int = 0
     headers: dict[str, str] = field(default_factory=dict)  # of the latest tree: its trace context
     superseded: list[SpanContext] = field(default_factory=list)  # trees replaced before being applied
-    new_tree: bool = True  # False when woken only by a resync: that apply is no change's
+    new_tree: bool = True  # False when only a resync brought the tree again: that apply is no change's
 
 
 class PartitionWorker:
@@ -116,14 +121,18 @@ class PartitionWorker:
             if slot.wake.is_set() and (sc := tracing.span_context_of(slot.headers)) is not None:
                 slot.superseded.append(sc)
             slot.latest = d.data
+        slot.seq = d.stream_seq
         slot.headers = d.headers
-        slot.new_tree = True
+        slot.new_tree = d.stream_seq != slot.applied_seq
         slot.wake.set()
 
-    def resync(self) -> None:
-        """Apply every VS's newest tree again (a replay writes nothing if nothing changed)."""
-        for slot in self.slots.values():
-            slot.wake.set()
+    async def resync(self) -> None:
+        """Apply every VS's newest tree again, read afresh from the bus (a replay writes nothing if
+        nothing changed). Until the partition is read again the worker is not settled."""
+        if self.follower is not None:
+            await self.follower.stop()
+            self.follower = None  # the replica follows it again at its next tick if this start fails
+        await self.start()
 
     async def _run(self, key: tuple[str, str], slot: _Slot) -> None:
         while not self._stopping:
@@ -166,7 +175,9 @@ class PartitionWorker:
         next tree (~29 KB per VS: ~290 MB at 10,000 VSes, most of them idle).
         """
         slot.wake.clear()
-        raw = slot.latest
+        raw, seq = slot.latest, slot.seq
+        if raw is None:
+            return "ok"  # applied already, nothing newer: nothing to do
         tree = self._readable(key, raw)
         if tree is None:
             self.evaluated.add(key)
@@ -196,7 +207,11 @@ class PartitionWorker:
                 self.evaluated.add(key)
         if outcome is None or not outcome.ok:
             return "failed"
-        return "gone" if tree.deleted and slot.latest is raw else "ok"
+        if slot.latest is raw:  # nothing newer came meanwhile
+            if tree.deleted:
+                return "gone"
+            slot.latest, slot.applied_seq, slot.headers = None, seq, {}
+        return "ok"
 
     def _readable(self, key: tuple[str, str], raw: bytes) -> VsTree | None:
         """The tree, if it decodes and is the one its subject named."""

@@ -212,8 +212,13 @@ class SyncerReplica:
             self._next_resync = now + self.timing.resync
             self.applier.fresh_since = now
             await self._reload(now)
-            for worker in self.workers.values():
-                worker.resync()
+            # Every partition read from the bus again (applied trees are not kept), together (see _rebalance);
+            # one that fails is followed again at the next tick.
+            workers = list(self.workers.values())
+            for w, exc in zip(workers, await asyncio.gather(*(w.resync() for w in workers), return_exceptions=True),
+                              strict=True):
+                if isinstance(exc, BaseException):
+                    log.warning("replica %s: reading partition %d again: %r", self.replica_id, w.part, exc)
             self._next_gc = now
         if GC_PARTITION not in self.workers or now < self._next_gc:
             return

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from syncer_helpers import make_applier, our_objects
 from syncer_trees import l4_tree
@@ -13,7 +11,7 @@ from albus.broker import NatsServer
 from albus.sim.server import SimServer
 from albus.sim.testing import SimAdmin, SimClient
 from services.common import subjects
-from services.common.bus import Bus
+from services.common.bus import Bus, Handler
 from services.common.contracts import TreesSynced, VsTree
 from services.common.incarnation import incarnation
 from services.common.sealing import Keyring
@@ -112,10 +110,11 @@ async def test_gc_refuses_a_read_of_the_trees_older_than_the_listing(
     await bus.publish(subjects.avi_tree(cluster, "admin", fresh.vs_name), fresh)
     assert (await applier.apply(fresh)).ok
 
-    async def stale_snapshot(filter_subject: str, timeout: float = 30.0) -> dict[str, Any]:
-        return dict(stale)
+    async def stale_read(filter_subject: str, handler: Handler, timeout: float = 30.0) -> None:
+        for d in stale.values():
+            await handler(d)
 
-    monkeypatch.setattr(bus, "snapshot", stale_snapshot)
+    monkeypatch.setattr(bus, "read_each", stale_read)
     report = await collect_garbage(bus, applier, cluster, {"admin"}, _fence)
     assert not report.ran and "not a complete view" in report.reason
     assert len(our_objects(sim_admin, f"{cluster}--default-fresh")) == 4

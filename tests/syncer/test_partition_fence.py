@@ -110,6 +110,6 @@ async def test_a_vs_that_failed_without_an_outcome_keeps_the_partition_unsettled
         assert worker.follower is not None and worker.follower.caught_up.is_set()
         assert not outcomes and not worker.settled
         healthy.set()
-        worker.resync()  # apply again now rather than after the back-off
+        await worker.resync()  # apply again now rather than after the back-off
         await until(lambda: bool(outcomes) and worker.settled, 30)
         assert outcomes[-1].ok

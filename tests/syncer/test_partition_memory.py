@@ -5,13 +5,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import tracemalloc
 import weakref
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
+import pytest
 import yaml
+from opentelemetry.trace import Span
 from syncer_helpers import make_client, running_worker, syncer_config, until
 from syncer_trees import l4_tree
 
@@ -22,6 +26,7 @@ from albus.stack import SimProcess
 from services.common import subjects
 from services.common.bus import Bus
 from services.common.contracts import ApplyOutcome, VsTree
+from services.syncer import partition
 from services.syncer.apply import Fence, TreeApplier
 from services.syncer.avi_client import ControllerClient
 from services.syncer.cache import ObjectCache
@@ -42,29 +47,43 @@ class _Watched(TreeApplier):
         return outcome
 
 
-async def test_an_idle_worker_holds_neither_its_last_tree_nor_its_outcome(
-    sim: SimServer, nats_server: NatsServer, client_factory: list[ControllerClient]
+async def test_an_idle_worker_holds_nothing_of_its_last_tree_and_a_resync_reads_it_again(
+    sim: SimServer, nats_server: NatsServer, client_factory: list[ControllerClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Applied, a tree is dropped, bytes and all (the bus keeps it: ~35 MB of a restarted syncer at
+    10,000); a resync reads it from the bus again, applies it without writing and without a trace."""
     bus = await Bus.connect(nats_server.url, "memory-test")
     await bus.ensure_streams()
     client = make_client(syncer_config(sim, C), client_factory)
     applier = _Watched(client, ObjectCache(client, C))
     tree = l4_tree(C, "svc-0")
     await bus.publish(subjects.avi_tree(C, tree.tenant, tree.vs_name), tree)
-    outcomes: list[bool] = []
+    outcomes: list[tuple[bool, int]] = []
+    traced: list[bool] = []
+    handling = partition.tracing.handling
+
+    def spy(*args: Any, enabled: bool = True, **kwargs: Any) -> AbstractContextManager[Span]:
+        traced.append(enabled)
+        return handling(*args, enabled=enabled, **kwargs)
+
+    monkeypatch.setattr(partition.tracing, "handling", spy)
 
     async def publish(o: ApplyOutcome) -> None:
-        outcomes.append(o.ok)  # not the outcome itself
+        outcomes.append((o.ok, o.writes))  # not the outcome itself
 
     vs_name = tree.vs_name
     del tree  # only the bus has it now
     async with running_worker(bus, C, vs_name, applier, publish) as worker:
         await until(lambda: bool(outcomes) and worker.settled)
-        assert outcomes == [True] and len(applier.seen) == 2
+        assert outcomes == [(True, 1)] and len(applier.seen) == 2
         slot = next(iter(worker.slots.values()))
         assert slot.task is not None and not slot.task.done()  # waiting for the next tree
+        assert slot.latest is None and slot.headers == {}, "the idle worker keeps its last tree's bytes"
         gc.collect()  # a cycle through the apply's span or frames is not what is asked about: references
         assert [r() for r in applier.seen] == [None, None], "the idle worker keeps its last tree or outcome"
+        await worker.resync()
+        await until(lambda: len(outcomes) == 2 and worker.settled)
+        assert outcomes == [(True, 1), (True, 0)] and traced == [True, False]
 
 
 async def test_a_cache_load_holds_its_objects_packed_and_one_page_decoded(
@@ -104,33 +123,46 @@ async def test_a_cache_load_holds_its_objects_packed_and_one_page_decoded(
     assert peak < 0.5 * (after - before), (peak, after - before)
 
 
-async def test_gc_reads_the_trees_one_decoded_at_a_time(nats_server: NatsServer) -> None:
-    """GC's read of every tree keeps what they claim, not the trees.
+async def test_gc_reads_the_trees_one_at_a_time(nats_server: NatsServer) -> None:
+    """GC's read of every tree keeps what they claim, not the trees, decoded or not, on a busy loop too.
 
     All of them decoded at once (~20 KB each) was most of a restarted syncer's peak
-    at 10,000 Services: GC runs soon after a start.
+    at 10,000 Services; then their bytes, all kept until the last came (~3.4 KB
+    each, beside the partition workers' own copies), GC running as the restart's
+    backlog was applied.
     """
-    from services.common.contracts import decode
     from services.syncer.gc import _claims
 
     cluster = "mem3"
     bus = await Bus.connect(nats_server.url, "memory-test")
     await bus.ensure_streams()
-    trees = [l4_tree(cluster, f"svc-{i}") for i in range(400)]
+    pods = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(10)]
+    trees = [l4_tree(cluster, f"svc-{i}", endpoints=pods) for i in range(1500)]
     for t in trees:
         await bus.publish(subjects.avi_tree(cluster, t.tenant, t.vs_name), t)
     expected = {(t.tenant, o.type, o.name) for t in trees for o in t.objects}
     del trees
+    stop = False
+
+    async def busy() -> None:
+        """A restart's backlog being applied: the loop is slow to come back to the read."""
+        while not stop:
+            sum(range(20_000))
+            await asyncio.sleep(0)
+
     tracemalloc.start()
+    hogs = [asyncio.create_task(busy()) for _ in range(8)]
     try:
         claims = await _claims(bus, cluster)
         _, peak = tracemalloc.get_traced_memory()
-        snap = await bus.snapshot(subjects.avi_cluster(cluster))
         before, _ = tracemalloc.get_traced_memory()
-        decoded = [decode(d.data, VsTree) for d in snap.values()]
+        snap = await bus.snapshot(subjects.avi_cluster(cluster))
         after, _ = tracemalloc.get_traced_memory()
     finally:
+        stop = True
+        await asyncio.gather(*hogs)
         tracemalloc.stop()
         await bus.close()
-    assert claims.objects == expected and claims.tenants == {"admin"} and len(decoded) == 400
+    assert claims.objects == expected and claims.tenants == {"admin"} and len(snap) == 1500
+    # The claims it keeps and the consumer's window: not the trees' bytes and deliveries too.
     assert peak < 0.5 * (after - before), (peak, after - before)
