@@ -168,12 +168,8 @@ class VsTree(Contract):
         return self.model_copy(update={"checksum": tree_checksum(self)})
 
 
-class VsTreeHead(Contract):
-    """A :class:`VsTree` message read without its objects: for a reader that needs only whom it serves (health).
-
-    Decoded from the same bytes (``decode(raw, VsTreeHead)``); the objects
-    are skipped, not validated.
-    """
+class _TreePart(Contract):
+    """A :class:`VsTree` message read in part, from the same bytes: what is not declared is skipped, not validated."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
     kind_name: ClassVar[str] = VsTree.kind_name
@@ -181,6 +177,11 @@ class VsTreeHead(Contract):
     tenant: str
     vs_name: str
     deleted: bool = False
+
+
+class VsTreeHead(_TreePart):
+    """A tree without its objects (``decode(raw, VsTreeHead)``): for a reader that needs only whom it serves (health)."""
+
     sources: tuple[ObjRef, ...] = ()
     checksum: str = ""
 
@@ -193,19 +194,10 @@ class ObjectName(BaseModel):
     name: str
 
 
-class VsTreeClaims(Contract):
-    """A :class:`VsTree` message read for the objects it claims (garbage collection), not their bodies.
+class VsTreeClaims(_TreePart):
+    """A tree read for the objects it claims, not their bodies (``decode(raw, VsTreeClaims)``): garbage
+    collection reads every tree of the cluster, twice a run, at a fraction of whole trees' cost."""
 
-    Decoded from the same bytes (``decode(raw, VsTreeClaims)``) at a fraction of
-    a whole tree's cost: GC reads every tree of the cluster, twice a run.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    kind_name: ClassVar[str] = VsTree.kind_name
-    cluster: str
-    tenant: str
-    vs_name: str
-    deleted: bool = False
     objects: tuple[ObjectName, ...] = ()
 
 
