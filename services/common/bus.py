@@ -29,7 +29,7 @@ from nats.errors import (
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, StorageType, StreamConfig, StreamInfo
-from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from opentelemetry.trace import SpanContext
 from prometheus_client import Counter
 
@@ -52,6 +52,13 @@ TOMBSTONE_TTL_SECONDS = 3600.0
 TRANSIENT = (NatsTimeoutError, NoRespondersError, ConnectionReconnectingError, OutboundBufferLimitError,
              ServiceUnavailableError, NoStreamResponseError)
 RETRY_MAX_DELAY = 2.0
+# JetStream's "no suitable peers for placement": a NATS cluster whose meta leader has not yet seen its
+# peers go (or come back) answers it to a stream's creation; seen while two of three nodes restarted.
+NO_PEERS_FOR_PLACEMENT = 10005
+
+
+def _worth_waiting(exc: Exception) -> bool:
+    return isinstance(exc, TRANSIENT) or (isinstance(exc, APIError) and exc.err_code == NO_PEERS_FOR_PLACEMENT)
 
 PERMISSIONS_VIOLATION = "permissions violation"
 # Stream administration is the syncer pool's: a cluster identity is refused it, expectedly.
@@ -287,14 +294,17 @@ class Bus:
 
     async def _until_answered(self, what: str, refused_subject: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()``, again and again while JetStream does not answer (a leader election, a lost
-        node), with doubling delays and a warning every 30 s; a refusal of ``refused_subject`` for
-        this identity raises :class:`BusRefused` (waiting would not change it)."""
+        node, no peers yet to place a stream on), with doubling delays and a warning every 30 s; a
+        refusal of ``refused_subject`` for this identity raises :class:`BusRefused` (waiting would
+        not change it); any other error is raised at once."""
         delay, failing_since, warned = 0.1, 0.0, 0.0
         loop = asyncio.get_running_loop()
         while True:
             try:
                 result = await attempt()
-            except TRANSIENT as exc:
+            except Exception as exc:
+                if not _worth_waiting(exc):
+                    raise
                 refused = self.refused(refused_subject)
                 if refused:
                     raise BusRefused(refused) from None
@@ -304,8 +314,8 @@ class Bus:
                 failing_since = failing_since or now
                 if now - warned >= 30.0:
                     warned = now
-                    log.warning("%s: JetStream not answering (%s) for %.0fs; trying again", what,
-                                type(exc).__name__, now - failing_since)
+                    log.warning("%s: JetStream not answering (%s: %s) for %.0fs; trying again", what,
+                                type(exc).__name__, exc, now - failing_since)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY)
                 continue
