@@ -44,9 +44,9 @@ def _ports(port: int) -> list[dict[str, Any]]:
 
 
 def set_port(p: Pipeline, name: str, port: int) -> None:
-    svc = p.core.read_namespaced_service(name, p.namespace)
-    svc.spec.ports[0].port = port
-    p.core.replace_namespaced_service(name, p.namespace, svc)
+    # A JSON patch, not read-and-replace: health writing the Service's status in between made the
+    # replace a 409 (CI, 27 Nov).
+    p.core.patch_namespaced_service(name, p.namespace, [{"op": "replace", "path": "/spec/ports/0/port", "value": port}])
 
 
 def converged(p: Pipeline) -> bool:
