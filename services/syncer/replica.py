@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from services.common import subjects
@@ -170,10 +171,14 @@ class SyncerReplica:
         if self._refresh_since:
             since, self._refresh_since = self._refresh_since, 0.0
             await self._reload(since)
-        # Together: one by one, 64 consumers took seconds to create on a loop busy with their trees.
-        starting = [w for w in self.workers.values() if w.follower is None]
         # Every start awaited (none left running into the next tick); a failed one is tried again then.
-        for w, exc in zip(starting, await asyncio.gather(*(w.start() for w in starting), return_exceptions=True),
+        await self._follow_together([w for w in self.workers.values() if w.follower is None], PartitionWorker.start)
+
+    async def _follow_together(self, workers: list[PartitionWorker],
+                               follow: Callable[[PartitionWorker], Awaitable[None]]) -> None:
+        """``follow`` each worker's partition, all at once: one by one, 64 consumers took seconds to create
+        on a loop busy with their trees. One that fails is logged; its worker is left without a follower."""
+        for w, exc in zip(workers, await asyncio.gather(*(follow(w) for w in workers), return_exceptions=True),
                           strict=True):
             if isinstance(exc, BaseException):
                 log.warning("replica %s: following partition %d: %r", self.replica_id, w.part, exc)
@@ -212,13 +217,9 @@ class SyncerReplica:
             self._next_resync = now + self.timing.resync
             self.applier.fresh_since = now
             await self._reload(now)
-            # Every partition read from the bus again (applied trees are not kept), together (see _rebalance);
-            # one that fails is followed again at the next tick.
-            workers = list(self.workers.values())
-            for w, exc in zip(workers, await asyncio.gather(*(w.resync() for w in workers), return_exceptions=True),
-                              strict=True):
-                if isinstance(exc, BaseException):
-                    log.warning("replica %s: reading partition %d again: %r", self.replica_id, w.part, exc)
+            # Every partition read from the bus again (applied trees are not kept); one that fails is
+            # followed again at the next tick.
+            await self._follow_together(list(self.workers.values()), PartitionWorker.resync)
             self._next_gc = now
         if GC_PARTITION not in self.workers or now < self._next_gc:
             return
