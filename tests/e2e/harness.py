@@ -168,6 +168,15 @@ class Pipeline:
         return {t: set(objs) for t, objs in self.all_objects().items()}
 
     # -- Kubernetes --------------------------------------------------------------------
+    def set_port(self, name: str, port: int, index: int = 0) -> Any:
+        """Change a Service's port number ``index``; the Service as written.
+
+        A JSON patch, not read-and-replace: health writing the Service's status in
+        between made the replace a 409 (CI, 27 Nov).
+        """
+        return self.core.patch_namespaced_service(name, self.namespace, [
+            {"op": "replace", "path": f"/spec/ports/{index}/port", "value": port}])
+
     def vips(self, name: str) -> list[str]:
         s = self.core.read_namespaced_service_status(name, self.namespace)
         ing = (s.status.load_balancer.ingress if s.status and s.status.load_balancer else None) or []

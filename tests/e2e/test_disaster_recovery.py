@@ -132,9 +132,7 @@ def assert_nothing_written(p: Pipeline, objects_before: dict[str, Any],
 
 
 def edit_flows_through(p: Pipeline) -> None:
-    svc = p.core.read_namespaced_service("alpha", p.namespace)
-    svc.spec.ports[0].port = 7100
-    p.core.replace_namespaced_service("alpha", p.namespace, svc)
+    p.set_port("alpha", 7100)
     pool = f"{vs_name(p, 'alpha')}-TCP-7100"
     wait_for(lambda: pool in p.objects("pool") and f"{vs_name(p, 'alpha')}-TCP-7000" not in p.objects("pool"),
              90, "the edited port's pool on the controller after the rebuild")

@@ -78,9 +78,8 @@ def test_changing_a_port_updates_vs_and_pools_keeping_the_vip(pipeline: Pipeline
     p = pipeline
     vs_name, _ = converge_web(p)
     vip = p.vips("web")
-    svc = p.core.read_namespaced_service("web", p.namespace)
-    svc.spec.ports[[q.name for q in svc.spec.ports].index("http")].port = 8081
-    p.core.replace_namespaced_service("web", p.namespace, svc)
+    ports = p.core.read_namespaced_service("web", p.namespace).spec.ports
+    p.set_port("web", 8081, [q.name for q in ports].index("http"))
     new_pool = f"{vs_name}-TCP-8081"
     wait_for(lambda: set(p.objects("pool")) == {new_pool, f"{vs_name}-UDP-53"}, 60, "the pool of the new port only")
     vs = p.objects("virtualservice")[vs_name]

@@ -43,12 +43,6 @@ def _ports(port: int) -> list[dict[str, Any]]:
     return [{"name": "tcp", "port": port, "protocol": "TCP"}]
 
 
-def set_port(p: Pipeline, name: str, port: int) -> None:
-    # A JSON patch, not read-and-replace: health writing the Service's status in between made the
-    # replace a 409 (CI, 27 Nov).
-    p.core.patch_namespaced_service(name, p.namespace, [{"op": "replace", "path": "/spec/ports/0/port", "value": port}])
-
-
 def converged(p: Pipeline) -> bool:
     want = p.expected()
     return p.actual() == want and all(p.vips(s.metadata.name) for s in p.core.list_namespaced_service(p.namespace).items)
@@ -88,13 +82,13 @@ def kill_during_changes(p: Pipeline, c: NatsCluster, victim: int, round_: int) -
     core, ns = p.core, p.namespace
     names = sorted(s.metadata.name for s in core.list_namespaced_service(ns).items if s.metadata.name.startswith("s"))
     # In flight when the node dies: the watcher, translator and syncer are still busy with these.
-    set_port(p, names[0], 7100 + round_)
+    p.set_port(names[0], 7100 + round_)
     core.create_namespaced_service(ns, lb_service(f"s-new{round_}a", _ports(7000)))
     c.kill_node(victim)
     killed = time.monotonic()
     # And after: the stream may have no leader for a few seconds.
     core.delete_namespaced_service(names[1], ns)
-    set_port(p, names[2], 7200 + round_)
+    p.set_port(names[2], 7200 + round_)
     core.create_namespaced_service(ns, lb_service(f"s-new{round_}b", _ports(7000)))
     probe = seconds_until_applied(p, f"probe{round_}", killed)
     wait_for(lambda: converged(p), CONVERGE_S, "the controller to hold exactly the translation", interval=0.5)

@@ -75,9 +75,7 @@ def test_a_service_edit_is_one_trace_through_all_four_services(
     # The edit: a new port number (the EndpointSlice does not change with it).
     p.reset_log()
     p.admin("POST", "faults", json={"method": "PUT", "path": "virtualservice", "status": 503, "count": 1})
-    svc = p.core.read_namespaced_service("web", p.namespace)
-    svc.spec.ports[0].port = 8080
-    svc = p.core.replace_namespaced_service("web", p.namespace, svc)
+    svc = p.set_port("web", 8080)
     rv = svc.metadata.resource_version
     wait_for(lambda: 8080 in [s["port"] for s in p.objects("virtualservice")[vs_name]["services"]], 60,
              "the new port on the virtual service")
