@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from bench import results
 from bench.baseline import objects_per_service, run_baseline
-from bench.stack import SELECTOR_KEY, BenchPipeline, Knobs, Stack
+from bench.stack import SELECTOR_KEY, BenchPipeline, Knobs, Stack, controller_writes
 from bench.workload import VipWatch, documents, kubectl_apply, name_of
 from services.common.config import load_config
 from tests.e2e.harness import wait_for
@@ -108,8 +108,7 @@ def idle_resync(p: BenchPipeline, n: int, timeout: float) -> dict[str, Any]:
     time.sleep(10)
     use = usage.stop()
     entries, _ = p.requests_since(0)
-    writes = [e for e in entries if e["method"] in ("POST", "PUT", "PATCH", "DELETE")
-              and not str(e.get("path", "")).startswith(("/login", "/logout"))]
+    writes = controller_writes(entries)
     reads = [e for e in entries if e["method"] == "GET"]
     by_type: dict[str, int] = {}
     for e in reads:

@@ -44,6 +44,12 @@ EXTRA_SERVICE_CIDR = {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR
                       "metadata": {"name": "albus-bench"}, "spec": {"cidrs": ["10.96.0.0/16"]}}
 SELECTOR_KEY = "albus-bench"
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager")
+
+
+def controller_writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The simulator's request-log entries that wrote to the controller (a login or logout is not a write)."""
+    return [e for e in entries if e["method"] in ("POST", "PUT", "PATCH", "DELETE")
+            and not str(e.get("path", "")).startswith(("/login", "/logout"))]
 _ids = itertools.count(1)
 
 

@@ -49,7 +49,7 @@ from albus.broker import NatsServer
 from albus.stack import SimProcess, service, write_config
 from bench import results
 from bench.machine import cpu_seconds, memory_mb
-from bench.stack import SELECTOR_KEY, SIM_SEED, VIP_NET
+from bench.stack import SELECTOR_KEY, SIM_SEED, VIP_NET, controller_writes
 from bench.translator_tput import events
 from services.common import subjects, tracing
 from services.common.bus import Bus
@@ -165,10 +165,8 @@ async def _restart(logs: Path, cfg_path: Path, url: str, sim: SimProcess, cluste
     finally:
         proc.stop()
     log = requests.get(f"{sim.url}/_sim/requests", params={"since": seq}, timeout=60).json()["results"]
-    writes = [e for e in log if e["method"] in ("POST", "PUT", "PATCH", "DELETE")
-              and not str(e.get("path", "")).startswith(("/login", "/logout"))]
     return {"settled_after_s": round(settled, 2), "peak_rss_mb": mem.get("peak_rss_mb"),
-            "controller_writes": len(writes), "controller_reads": sum(1 for e in log if e["method"] == "GET")}
+            "controller_writes": len(controller_writes(log)), "controller_reads": sum(1 for e in log if e["method"] == "GET")}
 
 
 def _write_profile(prof: cProfile.Profile, path: Path, what: str) -> None:
