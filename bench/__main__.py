@@ -30,7 +30,7 @@ SIZES: dict[str, dict[str, Any]] = {
              "scale": 2000, "scale_concurrency": 2, "scale_latency_ms": 20.0, "sim_seconds": 5.0, "sim_repeat": 3,
              "chaos_seconds": 1800.0, "chaos_seed": 10, "chaos_nats_nodes": 1},
 }
-SCENARIOS = ("cold", "cold_limited", "priority", "edit_latency", "translator", "syncer_scaleout", "simulator",
+SCENARIOS = ("cold", "populated", "cold_limited", "priority", "edit_latency", "translator", "syncer_scaleout", "simulator",
              "chaos")
 
 
@@ -73,6 +73,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="albus-bench-") as tmp, Stack(Path(tmp), env) as stack:
         plan = [
             ("cold", lambda: cold.run(stack, outdir, sz["cold"], realistic=False, with_resync=True)),
+            # (cold runs it too, at its end, against its own baseline figure)
+            ("populated", lambda: cold.populated(stack, outdir, sz["cold"]) if "cold" not in only else []),
             ("cold_limited", lambda: cold.run(stack, outdir, sz["cold_limited"], realistic=True, with_resync=False)),
             ("priority", lambda: [edits.priority(stack, outdir, sz["priority"], sz["hot"], sz["hot_rate"])]),
             ("edit_latency", lambda: [edits.edit_latency(stack, outdir, sz["edit_services"], sz["edit_rate"],

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import itertools
 import os
+import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,25 @@ EXTRA_SERVICE_CIDR = {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR
                       "metadata": {"name": "albus-bench"}, "spec": {"cidrs": ["10.96.0.0/16"]}}
 SELECTOR_KEY = "albus-bench"
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager")
+
+
+_REQUEST_TOTAL = re.compile(r'^apiserver_request_total\{(.*)\} (\S+)$', re.M)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def kube_requests(api: Any) -> Counter[str]:  # (counts: whole numbers, sent as floats)
+    """The API server's request count so far by verb and resource (``PATCH services/status``), from its
+    ``/metrics``: every client's, so a scenario takes the difference over its window."""
+    params = api.param_serialize(method="GET", resource_path="/metrics", header_params={"Accept": "text/plain"},
+                                 auth_settings=["BearerToken"])
+    resp = api.call_api(*params, _request_timeout=30)
+    resp.read()
+    out: Counter[str] = Counter()
+    for labels, value in _REQUEST_TOTAL.findall(resp.data.decode()):
+        lab = dict(_LABEL.findall(labels))
+        sub = f"/{lab['subresource']}" if lab.get("subresource") else ""
+        out[f"{lab.get('verb')} {lab.get('resource')}{sub}"] += int(float(value))
+    return out
 
 
 def controller_writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.bus import Bus, Delivery
+from services.common.config import Config
 from services.common.contracts import ApplyOutcome, GatewayStatus, SourceReport, decode
 from services.common.kube import get_json_or_none, request_json, rfc3339
 from services.health import gateway_status as gs
@@ -31,8 +32,8 @@ class GatewayReconciler(HealthReconciler):
     FOLLOWS_TREES = False  # their status comes from reports and outcomes only
     KINDS: tuple[str, ...] = gs.GATEWAY_KINDS
 
-    def __init__(self, api: Any, bus: Bus, cluster: str, identity: str) -> None:
-        super().__init__(api, bus, cluster, identity)
+    def __init__(self, api: Any, bus: Bus, cluster: str, identity: str, cfg: Config | None = None) -> None:
+        super().__init__(api, bus, cluster, identity, cfg=cfg)
         self.api = api
         self.gateways = gs.GatewayState(self.KINDS)
         self.status_writes = 0
@@ -72,7 +73,8 @@ class GatewayReconciler(HealthReconciler):
     def _write(self, key: gs.Key, patch: dict[str, Any]) -> None:
         request_json(self.api, "PATCH", self._path(key) + "/status", patch,
                      content_type="application/merge-patch+json", timeout=_TIMEOUT)
-        self.status_writes += 1
+        with self.writer.lock:  # (concurrent drains: see ServiceWriter.lock)
+            self.status_writes += 1
 
     def _announce(self, obj: dict[str, Any], ev: EventSpec) -> None:
         self.writer.event(obj, ev, api_version=API_VERSION, kind=str(obj.get("kind") or "Gateway"))

@@ -23,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from opentelemetry.trace import Span
 
 from services.common.bus import Bus, Delivery
+from services.common.config import Config
 from services.common.contracts import ApplyOutcome, ObjRef, SourceReport, decode
 from services.common.kube import get_json_or_none, request_json
 from services.health.reconciler import HealthReconciler
@@ -112,8 +113,8 @@ def plan(ing: dict[str, Any], vips: list[str], problems: list[tuple[str, str]], 
 class IngressReconciler(HealthReconciler):
     FOLLOWS_TREES = False  # their status comes from reports and outcomes only
 
-    def __init__(self, api: Any, bus: Bus, cluster: str, identity: str) -> None:
-        super().__init__(api, bus, cluster, identity)
+    def __init__(self, api: Any, bus: Bus, cluster: str, identity: str, cfg: Config | None = None) -> None:
+        super().__init__(api, bus, cluster, identity, cfg=cfg)
         self.api = api
         self.ingresses = IngressState()
         self._announced: dict[Key, set[tuple[str, str]]] = {}
@@ -142,7 +143,8 @@ class IngressReconciler(HealthReconciler):
     def _write(self, key: Key, patch: dict[str, Any]) -> None:
         request_json(self.api, "PATCH", self._path(key) + "/status", patch,
                      content_type="application/merge-patch+json", timeout=_TIMEOUT)
-        self.status_writes += 1
+        with self.writer.lock:  # (concurrent drains: see ServiceWriter.lock)
+            self.status_writes += 1
 
     def _announce(self, obj: dict[str, Any], ev: EventSpec) -> None:
         self.writer.event(obj, ev, api_version=API_VERSION, kind=KIND)

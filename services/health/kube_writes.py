@@ -9,6 +9,7 @@ existing Event's ``series.count``.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -32,6 +33,9 @@ class ServiceWriter:
         self.events_written = 0
         self.events_bumped = 0
         self.correlator = EventCorrelator()
+        # Health's loops call this writer from several threads at once (their drains are concurrent):
+        # the correlator's memory and the counters change under this lock.
+        self.lock = threading.Lock()
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         return get_json_or_none(self.api, f"/api/v1/namespaces/{namespace}/services/{name}", timeout=_TIMEOUT)
@@ -49,7 +53,8 @@ class ServiceWriter:
             self.api, "PATCH", f"/api/v1/namespaces/{namespace}/pods/{name}/status", patch,
             content_type="application/strategic-merge-patch+json", timeout=_TIMEOUT,
         )
-        self.status_writes += 1
+        with self.lock:
+            self.status_writes += 1
 
     def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Merge-patch the status subresource; raises ApiException 409 when the Service moved on."""
@@ -57,14 +62,16 @@ class ServiceWriter:
             self.api, "PATCH", f"/api/v1/namespaces/{namespace}/services/{name}/status", patch,
             content_type="application/merge-patch+json", timeout=_TIMEOUT,
         )
-        self.status_writes += 1
+        with self.lock:
+            self.status_writes += 1
 
     def event(self, service: dict[str, Any], ev: EventSpec, *, api_version: str = "v1", kind: str = "Service") -> None:
         """An Event about ``service`` (or any object of ``kind``; cluster-scoped ones get theirs in ``default``)."""
         meta = service.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         obj = str(meta.get("uid") or f"{kind}/{namespace}/{meta['name']}")
-        d = self.correlator.decide(obj, ev.type, ev.reason, ev.note[:_NOTE_MAX], time.monotonic())
+        with self.lock:
+            d = self.correlator.decide(obj, ev.type, ev.reason, ev.note[:_NOTE_MAX], time.monotonic())
         if d.action == "drop":
             return
         if d.action == "bump":
@@ -75,10 +82,12 @@ class ServiceWriter:
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                self.correlator.forget(obj, ev.type, ev.reason, d.note)  # expired: write a new one
+                with self.lock:
+                    self.correlator.forget(obj, ev.type, ev.reason, d.note)  # expired: write a new one
             else:
-                self.correlator.written(obj, ev.type, ev.reason, d.note, d.name, d.count)
-                self.events_bumped += 1
+                with self.lock:
+                    self.correlator.written(obj, ev.type, ev.reason, d.note, d.name, d.count)
+                    self.events_bumped += 1
                 return
         ev_name = f"{meta['name']}.{time.time_ns():x}"
         body = {
@@ -103,5 +112,6 @@ class ServiceWriter:
             self.api, "POST", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", body,
             timeout=_TIMEOUT,
         )
-        self.correlator.written(obj, ev.type, ev.reason, d.note, ev_name, 1)
-        self.events_written += 1
+        with self.lock:
+            self.correlator.written(obj, ev.type, ev.reason, d.note, ev_name, 1)
+            self.events_written += 1

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 from services.common import kube, probes, subjects
 from services.common.bus import Bus
@@ -40,6 +41,10 @@ def default_identity() -> str:
 async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) -> None:
     if not cfg.albus.natsUrl:
         raise ConfigError("albus.natsUrl: health needs a NATS URL")
+    # Every API call runs in a thread (the official client blocks): enough for the Service loop's
+    # concurrent drain and the other loops beside it, whatever the machine's CPU count.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(cfg.albus.healthStatusConcurrency + 4, thread_name_prefix="health"))
     api = kube.api_client(cfg)
     bus = await Bus.connect(cfg.albus.natsUrl, name=f"albus-health-{cfg.cluster}", replicas=cfg.albus.natsReplicas)
     resync = Resync(bus, cfg.cluster, "health", instance_id(), STREAMS)
@@ -57,8 +62,8 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
                                     readiness_gates=bool(cfg.albus.readinessGate.port), cfg=cfg)
         webhook = await start_webhook(cfg, api, services.gates) if services.gates is not None else None
         loops = [services,
-                 GatewayReconciler(api, bus, cfg.cluster, ident),
-                 RouteReconciler(api, bus, cfg.cluster, ident), IngressReconciler(api, bus, cfg.cluster, ident)]
+                 GatewayReconciler(api, bus, cfg.cluster, ident, cfg),
+                 RouteReconciler(api, bus, cfg.cluster, ident, cfg), IngressReconciler(api, bus, cfg.cluster, ident, cfg)]
         await resync.start()
         while not stop.is_set():
             rnd = await unless_stopped(resync.begin_round(), stop)

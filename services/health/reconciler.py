@@ -28,6 +28,7 @@ from services.common.contracts import ApplyOutcome, KubeObject, SourceReport, Vs
 from services.common.kube import rfc3339
 from services.common.resync import first_of
 from services.health.desired import HealthState, SvcKey, service_keys
+from services.health.dirty import Dirty, drain
 from services.health.endpoint_pods import EndpointPods
 from services.health.gate_opener import GateOpener
 from services.health.kube_writes import ServiceWriter
@@ -72,10 +73,11 @@ class HealthReconciler:
         self.writer = ServiceWriter(api, identity)
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
-        self._dirty: set[SvcKey] = set()
+        self._dirty: Dirty[SvcKey] = Dirty()
         self._retry_at: dict[SvcKey, tuple[float, float]] = {}  # key -> (when, last delay)
         self._wake = asyncio.Event()
         self.batch_seconds = BATCH_SECONDS
+        self.concurrency = self.cfg.albus.healthStatusConcurrency
         self._origin: dict[SvcKey, Delivery] = {}  # the latest message that touched each Service: its trace
         # Set when the replay is done and nothing is dirty or waiting: tests
         # and `albus` use it to know health has caught up with the bus.
@@ -100,7 +102,8 @@ class HealthReconciler:
         self._mark(keys, d)
 
     async def _on_tree(self, d: Delivery) -> None:
-        self._mark(self.state.set_tree(decode(d.data, VsTreeHead)), d)
+        # A tree alone changes at most a pending condition: after what outcomes changed (services.health.dirty).
+        self._mark(self.state.set_tree(decode(d.data, VsTreeHead)), d, later=True)
 
     async def _on_slice(self, d: Delivery) -> None:
         # The watcher publishes every namespace's slices; only a Service albus
@@ -122,11 +125,11 @@ class HealthReconciler:
     async def _on_report(self, d: Delivery) -> None:
         self._mark(self.state.set_report(decode(d.data, SourceReport)), d)
 
-    def _mark(self, keys: set[SvcKey], d: Delivery | None = None) -> None:
+    def _mark(self, keys: set[SvcKey], d: Delivery | None = None, *, later: bool = False) -> None:
         if d is not None:
             self._origin.update(dict.fromkeys(keys, d))
         if keys:
-            self._dirty |= keys
+            self._dirty.mark(keys, later=later)
             self.settled.clear()
             self._wake.set()
 
@@ -196,23 +199,27 @@ class HealthReconciler:
             await first_of(stop, timeout=self.batch_seconds)
 
     async def _drain(self) -> None:
+        """Reconcile every dirty object, ``concurrency`` at a time (services.health.dirty).
+
+        Each object is a read, a write and an Event or two against the API server: one after another,
+        10,000 Services waited ~70 ms each for round trips alone (docs/health.md, "How many at once").
+        """
         now = time.monotonic()
         self._ns_labels.clear()
-        for key, (when, _) in list(self._retry_at.items()):
-            if when <= now:
-                self._dirty.add(key)
-        while self._dirty:
-            key = self._dirty.pop()
-            try:
-                await self.reconcile(key)
-            except Exception as exc:
-                _, last = self._retry_at.get(key, (0.0, 0.0))
-                delay = min(self.backoff_max, max(self.backoff_initial, last * 2))
-                self._retry_at[key] = (time.monotonic() + delay, delay)
-                log.warning("%s: %s: %s; retrying in %.1fs", self._describe(key),
-                            type(exc).__name__, exc, delay)
-            else:
-                self._retry_at.pop(key, None)
+        self._dirty.mark({key for key, (when, _) in self._retry_at.items() if when <= now})
+        await drain(self._dirty, self._reconcile_or_retry, self.concurrency, self._wake)
+
+    async def _reconcile_or_retry(self, key: SvcKey) -> None:
+        try:
+            await self.reconcile(key)
+        except Exception as exc:
+            _, last = self._retry_at.get(key, (0.0, 0.0))
+            delay = min(self.backoff_max, max(self.backoff_initial, last * 2))
+            self._retry_at[key] = (time.monotonic() + delay, delay)
+            log.warning("%s: %s: %s; retrying in %.1fs", self._describe(key),
+                        type(exc).__name__, exc, delay)
+        else:
+            self._retry_at.pop(key, None)
 
     async def reconcile(self, key: SvcKey) -> None:
         """Make one Service's status say what the bus says; write nothing if it already does.
@@ -233,20 +240,27 @@ class HealthReconciler:
         return f"Service {key[0]}/{key[1]}"
 
     def _read(self, key: SvcKey) -> dict[str, Any] | None:
-        return self.writer.get(*key)
+        """The Service, and its namespace's labels once per drain when a selector needs them (in a thread)."""
+        service = self.writer.get(*key)
+        if service is not None:
+            self._namespace_labels(key[0])
+        return service
 
-    def _ours(self, key: SvcKey, service: dict[str, Any]) -> bool:
-        """The Service as just read is one albus handles (the translator's rule, on fresh objects)."""
+    def _namespace_labels(self, namespace: str) -> dict[str, str] | None:
         if not self.cfg.AKOSettings.namespaceSelector.labelKey:
-            return ownership.ours(service, self.cfg, None)
-        if key[0] not in self._ns_labels:
+            return None
+        if namespace not in self._ns_labels:
             try:
-                self._ns_labels[key[0]] = self.writer.namespace_labels(key[0])
+                self._ns_labels[namespace] = self.writer.namespace_labels(namespace)
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                self._ns_labels[key[0]] = {}  # gone: selects nothing
-        return ownership.ours(service, self.cfg, self._ns_labels[key[0]])
+                self._ns_labels[namespace] = {}  # gone: selects nothing
+        return self._ns_labels[namespace]
+
+    def _ours(self, key: SvcKey, service: dict[str, Any]) -> bool:
+        """The Service as just read is one albus handles (the translator's rule, on fresh objects)."""
+        return ownership.ours(service, self.cfg, self._namespace_labels(key[0]))
 
     def _plan(self, key: SvcKey, obj: dict[str, Any]) -> Plan:
         want = self.state.desired(key)
