@@ -26,9 +26,10 @@ _TIMEOUT = 30
 
 
 class ServiceWriter:
-    def __init__(self, api: Any, identity: str) -> None:
+    def __init__(self, api: Any, identity: str, *, normal_events: bool = True) -> None:
         self.api = api
         self.identity = identity[:128]
+        self.normal_events = normal_events  # AKOSettings.enableEvents: Warnings go out either way
         self.status_writes = 0
         self.events_written = 0
         self.events_bumped = 0
@@ -67,6 +68,8 @@ class ServiceWriter:
 
     def event(self, service: dict[str, Any], ev: EventSpec, *, api_version: str = "v1", kind: str = "Service") -> None:
         """An Event about ``service`` (or any object of ``kind``; cluster-scoped ones get theirs in ``default``)."""
+        if ev.type == "Normal" and not self.normal_events:
+            return
         meta = service.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         obj = str(meta.get("uid") or f"{kind}/{namespace}/{meta['name']}")

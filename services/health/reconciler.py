@@ -70,7 +70,7 @@ class HealthReconciler:
         self.cfg = cfg or Config()
         self._ns_labels: dict[str, dict[str, str]] = {}  # read once per drain, only with a selector
         self.state = HealthState()
-        self.writer = ServiceWriter(api, identity)
+        self.writer = ServiceWriter(api, identity, normal_events=self.cfg.AKOSettings.enableEvents)
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._dirty: Dirty[SvcKey] = Dirty()

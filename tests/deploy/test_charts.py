@@ -42,6 +42,7 @@ def test_ako_values_become_albus_configuration() -> None:
     assert cfg.AKOSettings.clusterName == "east-prod"
     assert (cfg.AKOSettings.namespaceSelector.labelKey, cfg.AKOSettings.namespaceSelector.labelValue) == ("app-lb", "avi")
     assert cfg.AKOSettings.logLevel == "WARN" and cfg.AKOSettings.fullSyncFrequency == 1800
+    assert cfg.AKOSettings.enableEvents is True  # AKO writes it as the string "true"
     c = cfg.ControllerSettings
     assert (c.controllerHost, c.controllerVersion, c.cloudName, c.tenantName, c.serviceEngineGroupName) == (
         "avi.example.com", "22.1.4", "vcenter-east", "team-east", "seg-east")
@@ -52,6 +53,14 @@ def test_ako_values_become_albus_configuration() -> None:
     assert cfg.albus.namespace == "avi-system"
     assert cfg.albus.probes.address == "0.0.0.0"  # the kubelet probes the pod's address
     assert cfg.credentials.username == cfg.credentials.password == cfg.credentials.authtoken == ""
+
+
+def test_ako_enable_events_false_as_string_or_boolean(tmp_path: Path) -> None:
+    quoted = tmp_path / "quoted.yaml"  # AKO's values file quotes it; a boolean false must not read as unset
+    quoted.write_text('AKOSettings:\n  enableEvents: "false"\n')
+    for values, sets in (([quoted], None), ([], {"AKOSettings.enableEvents": "false"})):
+        assert parse_config(_config(render(ALBUS, values, sets))).AKOSettings.enableEvents is False
+    assert parse_config(_config(render(ALBUS))).AKOSettings.enableEvents is True
 
 
 def test_default_values_render_a_valid_configuration() -> None:

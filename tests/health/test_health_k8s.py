@@ -268,3 +268,36 @@ async def test_an_ingress_whose_vs_failed_to_apply_gets_a_warning_then_its_vip(
 
         assert await wait_for(vip, 30, "the Ingress's VIP") == ["10.10.0.20"]
         assert [e["reason"] for e in await ingress_events()] == ["SyncFailed"]  # the success announces nothing
+
+
+async def test_enable_events_false_records_warnings_only(
+    health_cfg: Config, kube: Kube, publish: Publisher, kube_namespace: str
+) -> None:
+    """AKO's ``AKOSettings.enableEvents: "false"``: status as ever, no Normal Event, Warnings still."""
+    ns = kube_namespace
+    cfg = health_cfg.model_copy(update={"AKOSettings": health_cfg.AKOSettings.model_copy(
+        update={"enableEvents": False})})
+    await kube.create_lb_service(ns, "web")
+    await kube.create_lb_service(ns, "full")
+    await publish.outcome(ns, "full", ok=False, error="No free IP available: VIP network vip-net is exhausted")
+    await publish.outcome(ns, "web", vips=("10.10.0.7",))
+    async with running_health(cfg):
+        [warning] = await wait_for(lambda: kube.events(ns, "full"), 30, "full's Warning")
+        assert (warning["type"], warning["reason"]) == ("Warning", "SyncFailed")
+
+        async def web_programmed() -> dict[str, Any] | None:
+            svc = await kube.service(ns, "web")
+            c = condition(svc)
+            return svc if ips(svc) == ["10.10.0.7"] and c and c["status"] == "True" else None
+
+        await wait_for(web_programmed, 30, "web's VIP and condition")
+        # Then the Warning's Service is fixed: a transition that would record Synced and VipAssigned.
+        await publish.outcome(ns, "full", vips=("10.10.0.8",))
+        await wait_for(lambda: _ips_are(kube, ns, "full", ["10.10.0.8"]), 30, "full's VIP")
+    # health has stopped: whatever it was going to record is recorded
+    assert await kube.events(ns, "web") == []
+    assert [e["reason"] for e in await kube.events(ns, "full")] == ["SyncFailed"]
+
+
+async def _ips_are(kube: Kube, ns: str, name: str, want: list[str]) -> bool:
+    return ips(await kube.service(ns, name)) == want
