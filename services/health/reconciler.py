@@ -44,6 +44,9 @@ _CONFLICT_RETRIES = 5
 # One change reaches health as a burst (its EndpointSlice, then its outcome tens of ms later): gathered for
 # this long, each Service is read and compared once for it, and one namespace read serves the whole drain.
 BATCH_SECONDS = 0.1
+# How long one read of a namespace's labels serves (a selector set): a drain under steady load never ends,
+# and a namespace unlabelled meanwhile must still stop albus's writes there.
+NS_LABELS_SECONDS = 2.0
 
 
 class HealthReconciler:
@@ -68,7 +71,8 @@ class HealthReconciler:
         self.cluster = cluster
         # Which Services are albus's (class, namespace selector); None: albus's defaults.
         self.cfg = cfg or Config()
-        self._ns_labels: dict[str, dict[str, str]] = {}  # read once per drain, only with a selector
+        # Namespace labels, only with a selector: (read at, labels), reused for NS_LABELS_SECONDS.
+        self._ns_labels: dict[str, tuple[float, dict[str, str]]] = {}
         self.state = HealthState()
         self.writer = ServiceWriter(api, identity, normal_events=self.cfg.AKOSettings.enableEvents)
         self.backoff_initial = backoff_initial
@@ -205,7 +209,6 @@ class HealthReconciler:
         10,000 Services waited ~70 ms each for round trips alone (docs/health.md, "How many at once").
         """
         now = time.monotonic()
-        self._ns_labels.clear()
         self._dirty.mark({key for key, (when, _) in self._retry_at.items() if when <= now})
         await drain(self._dirty, self._reconcile_or_retry, self.concurrency, self._wake)
 
@@ -249,14 +252,17 @@ class HealthReconciler:
     def _namespace_labels(self, namespace: str) -> dict[str, str] | None:
         if not self.cfg.AKOSettings.namespaceSelector.labelKey:
             return None
-        if namespace not in self._ns_labels:
+        now = time.monotonic()
+        at, labels = self._ns_labels.get(namespace, (-NS_LABELS_SECONDS, {}))
+        if now - at >= NS_LABELS_SECONDS:
             try:
-                self._ns_labels[namespace] = self.writer.namespace_labels(namespace)
+                labels = self.writer.namespace_labels(namespace)
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                self._ns_labels[namespace] = {}  # gone: selects nothing
-        return self._ns_labels[namespace]
+                labels = {}  # gone: selects nothing
+            self._ns_labels[namespace] = (now, labels)
+        return labels
 
     def _ours(self, key: SvcKey, service: dict[str, Any]) -> bool:
         """The Service as just read is one albus handles (the translator's rule, on fresh objects)."""

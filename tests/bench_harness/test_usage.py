@@ -47,4 +47,4 @@ def test_without_infra_the_figures_are_as_before(worker: subprocess.Popen[bytes]
 def test_child_pids_by_program_name(worker: subprocess.Popen[bytes]) -> None:
     prog = sys.executable.rsplit("/", 1)[-1]
     assert child_pids((prog,)) == {prog: worker.pid}
-    assert child_pids(("kube-apiserver",)) == {}
+    assert child_pids(("no-such-program",)) == {}  # (kube-apiserver may be a child: the session control plane)
