@@ -13,7 +13,7 @@ to overwrite them moments later.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -41,7 +41,7 @@ class Dirty(Generic[K]):
         return len(self.first) + len(self.later)
 
 
-async def drain(dirty: Dirty[K], work: Callable[[K], Awaitable[None]], concurrency: int,
+async def drain(dirty: Dirty[K], work: Callable[[K], Coroutine[Any, Any, None]], concurrency: int,
                 marked: asyncio.Event) -> None:
     """``work`` on every dirty key, ``concurrency`` at a time, one key never twice at once.
 
@@ -50,10 +50,6 @@ async def drain(dirty: Dirty[K], work: Callable[[K], Awaitable[None]], concurren
     what it started and returns when those have stopped.
     """
     running: dict[asyncio.Task[None], K] = {}
-
-    async def run(key: K) -> None:
-        await work(key)
-
     try:
         while dirty or running:
             busy = set(running.values())
@@ -63,7 +59,7 @@ async def drain(dirty: Dirty[K], work: Callable[[K], Awaitable[None]], concurren
                 if key in busy:
                     again.add(key)
                 else:
-                    running[asyncio.create_task(run(key), name=f"reconcile {key!r}")] = key
+                    running[asyncio.create_task(work(key), name=f"reconcile {key!r}")] = key
             dirty.mark(again)
             # Until one finishes, or something new is marked (a slot may be free for it).
             marked.clear()
