@@ -27,6 +27,7 @@ from albus.broker import NatsServer
 from albus.controlplane.launcher import ControlPlane
 from albus.stack import SERVICES, SimProcess, service, write_config
 from bench.machine import Usage, child_pids
+from services.common.kube import request_text
 from services.common.subjects import STREAM_AVI, avi_cluster
 from services.syncer.leases import assigned
 from tests.e2e.harness import CLUSTERROLE, Pipeline, wait_for
@@ -55,12 +56,8 @@ _LABEL = re.compile(r'(\w+)="([^"]*)"')
 def kube_requests(api: Any) -> Counter[str]:  # (counts: whole numbers, sent as floats)
     """The API server's request count so far by verb and resource (``PATCH services/status``), from its
     ``/metrics``: every client's, so a scenario takes the difference over its window."""
-    params = api.param_serialize(method="GET", resource_path="/metrics", header_params={"Accept": "text/plain"},
-                                 auth_settings=["BearerToken"])
-    resp = api.call_api(*params, _request_timeout=30)
-    resp.read()
     out: Counter[str] = Counter()
-    for labels, value in _REQUEST_TOTAL.findall(resp.data.decode()):
+    for labels, value in _REQUEST_TOTAL.findall(request_text(api, "GET", "/metrics", accept="text/plain")):
         lab = dict(_LABEL.findall(labels))
         sub = f"/{lab['subresource']}" if lab.get("subresource") else ""
         out[f"{lab.get('verb')} {lab.get('resource')}{sub}"] += int(float(value))

@@ -38,12 +38,13 @@ def albus_namespace(cfg: Config) -> str:
     return cfg.albus.namespace or os.environ.get("POD_NAMESPACE", "") or DEFAULT_NAMESPACE
 
 
-def request_json(
+def request_text(
     api: Any, method: str, path: str, body: Any = None, *,
-    content_type: str = "application/json", timeout: float = 30.0,
-) -> dict[str, Any]:
-    """One API call with a JSON body as given; raises ``ApiException`` (with ``status``) unless 2xx."""
-    headers = {"Accept": "application/json"}
+    content_type: str = "application/json", timeout: float = 30.0, accept: str = "application/json",
+) -> str:
+    """One API call with a body as given, its answer as text; raises ``ApiException`` (with ``status``)
+    unless 2xx."""
+    headers = {"Accept": accept}
     if body is not None:
         headers["Content-Type"] = content_type
     params = api.param_serialize(
@@ -51,9 +52,18 @@ def request_json(
     )
     resp = api.call_api(*params, _request_timeout=timeout)
     resp.read()
-    text = resp.data.decode("utf-8", errors="replace") if resp.data else ""
+    text: str = resp.data.decode("utf-8", errors="replace") if resp.data else ""
     if not 200 <= resp.status <= 299:
         raise ApiException(status=resp.status, reason=resp.reason, body=text)
+    return text
+
+
+def request_json(
+    api: Any, method: str, path: str, body: Any = None, *,
+    content_type: str = "application/json", timeout: float = 30.0,
+) -> dict[str, Any]:
+    """One API call with a JSON body as given; raises ``ApiException`` (with ``status``) unless 2xx."""
+    text = request_text(api, method, path, body, content_type=content_type, timeout=timeout)
     data = json.loads(text) if text else {}
     if not isinstance(data, dict):
         raise ValueError(f"{method} {path}: expected a JSON object, got {type(data).__name__}")
