@@ -53,7 +53,8 @@ async def run(cfg: Config, stop: asyncio.Event, *, identity: str | None = None) 
     try:
         await bus.ensure_streams()
         ident = identity or default_identity()
-        infra = InfraStatusWriter(api, bus, cfg.cluster, AviReader(cfg), ServiceWriter(api, ident, normal_events=cfg.AKOSettings.enableEvents),
+        infra = InfraStatusWriter(api, bus, cfg.cluster, AviReader(cfg),
+                                  ServiceWriter(api, ident, normal_events=cfg.AKOSettings.enableEvents),
                                   cfg.ControllerSettings.vrfName, recheck_seconds=cfg.albus.healthPollSeconds * 6,
                                   full_seconds=float(cfg.AKOSettings.fullSyncFrequency))
         runtime = RuntimeReader(cfg) if cfg.ControllerSettings.controllerHost else None
