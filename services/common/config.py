@@ -81,7 +81,7 @@ class AkoValues(_Section):
     logLevel: str = "INFO"
     fullSyncFrequency: int = 1800
     ipFamily: str = "V4"
-    # AKO's switch: false drops Normal Events (Synced, VipAssigned, MemberUp, ...); Warnings are always
+    # AKO's switch: false drops Normal Events (Synced, MemberUp, ...); Warnings are always
     # recorded. Half of health's API calls on a start are Normal Events (docs/health.md, "Events").
     enableEvents: bool = True
 

@@ -96,7 +96,8 @@ def test_a_service_waits_unprogrammed_without_the_syncer_then_turns_programmed(
     assert vips and all(v in c["message"] for v in vips), (vips, c)
     r = wait_for(lambda: ready_is(p, "pending", "Unknown", "HealthCheckPending"), 30, "Ready HealthCheckPending")
     assert "not in the controller's runtime yet" in r["message"], r
-    assert wait_for(lambda: [e for e in events(p, "pending") if e.reason == "VipAssigned"], 30, "VipAssigned Event")
+    assert wait_for(lambda: [e for e in events(p, "pending") if e.reason == "Synced" and vips[0] in e.message], 30,
+                    "the Synced Event with the VIP")
     describe(control_plane, p, "pending", "6-health-check-pending")
     # Pending holds while the runtime stays unreadable: sweeps fail, the view keeps what it had.
     until = time.monotonic() + 3 * POLL

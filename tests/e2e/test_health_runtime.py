@@ -109,7 +109,7 @@ def test_a_stopped_backend_turns_its_pods_member_down_and_back(pipeline: Pipelin
 
     c = wait_for(lambda: ready_is(p, "web", "True", "Programmed"), 90, "web Ready, every member up")
     assert "3 of 3 members up" in c["message"], c
-    assert wait_for(lambda: event_about(p, "web", "VipAssigned", "VIP "), 30, "the VipAssigned Event")
+    assert wait_for(lambda: event_about(p, "web", "Synced", "(VIP "), 30, "the Synced Event with the VIP")
     describe(control_plane, p, "web", "1-programmed")
     # Coming up is no outage: nothing said the virtual service was down.
     assert not [e.message for e in events(p, "web") if e.reason == "VirtualServiceDown"]

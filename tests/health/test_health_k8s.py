@@ -73,15 +73,10 @@ async def test_vips_condition_and_events_follow_outcomes(
         assert c is not None and c["reason"] == "Programmed"
         # Services carry no generation (the API server sets none for them).
         assert c.get("observedGeneration") == web["metadata"].get("generation")
-        async def two_events() -> list[dict[str, Any]] | None:
-            evs = await kube.events(ns, "web")
-            return evs if len(evs) >= 2 else None
-
-        synced, vip = sorted(await wait_for(two_events, 15, "web's Events"), key=lambda e: str(e["reason"]))
+        # One Event for a new Service, the VIPs in it (AKO's Synced, not a second VipAssigned).
+        [synced] = await wait_for(lambda: kube.events(ns, "web"), 15, "web's Synced Event")
         assert (synced["type"], synced["reason"]) == ("Normal", "Synced")
-        assert (vip["reason"], vip["note"]) == ("VipAssigned", f"VIP 10.10.0.5, fd00::5 assigned (virtualservice "
-                                                               f"{cluster}--{ns}-web)")
-        assert synced["note"] == f"Added virtualservice {cluster}--{ns}-web for {ns}/web"
+        assert synced["note"] == f"Added virtualservice {cluster}--{ns}-web for {ns}/web (VIP 10.10.0.5, fd00::5)"
         assert synced["reportingController"] == "albus.io/health"
 
         async def full_failed() -> dict[str, Any] | None:
@@ -107,9 +102,9 @@ async def test_vips_condition_and_events_follow_outcomes(
         c = condition(full)
         assert c is not None and c["lastTransitionTime"] >= failed["lastTransitionTime"]
         events = await wait_for(
-            lambda: _at_least(kube.events(ns, "full"), 3), 15, "full's Synced Event"
+            lambda: _at_least(kube.events(ns, "full"), 2), 15, "full's Synced Event"
         )
-        assert reasons(events) == [("Normal", "Synced"), ("Normal", "VipAssigned"), ("Warning", "SyncFailed")]
+        assert reasons(events) == [("Normal", "Synced"), ("Warning", "SyncFailed")]
 
         # The tree is deleted: no VIP, no condition, one Removed Event.
         await publish.outcome(ns, "web", deleted=True)
@@ -119,8 +114,8 @@ async def test_vips_condition_and_events_follow_outcomes(
             return svc if not ips(svc) and condition(svc) is None else None
 
         await wait_for(web_cleared, 30, "web's status cleared")
-        events = await wait_for(lambda: _at_least(kube.events(ns, "web"), 3), 15, "web's Removed Event")
-        assert reasons(events) == [("Normal", "Removed"), ("Normal", "Synced"), ("Normal", "VipAssigned")]
+        events = await wait_for(lambda: _at_least(kube.events(ns, "web"), 2), 15, "web's Removed Event")
+        assert reasons(events) == [("Normal", "Removed"), ("Normal", "Synced")]
 
 
 async def _at_least(events: Any, n: int) -> list[dict[str, Any]] | None:
@@ -169,11 +164,11 @@ async def test_replay_after_restart_writes_nothing(
     try:
         async with reconciler(api, bus, cluster) as first:
             await asyncio.wait_for(first.settled.wait(), 30)
-            # ok: Synced and VipAssigned; bad: SyncFailed.
-            assert first.writer.status_writes == 2 and first.writer.events_written == 3
+            # ok: Synced (its VIP in it); bad: SyncFailed.
+            assert first.writer.status_writes == 2 and first.writer.events_written == 2
         before = {name: await kube.service(ns, name) for name in ("ok", "bad")}
         events_before = [len(await kube.events(ns, name)) for name in ("ok", "bad")]
-        assert events_before == [2, 1]
+        assert events_before == [1, 1]
 
         async with reconciler(api, bus, cluster) as second:
             await asyncio.wait_for(second.settled.wait(), 30)
@@ -291,7 +286,7 @@ async def test_enable_events_false_records_warnings_only(
             return svc if ips(svc) == ["10.10.0.7"] and c and c["status"] == "True" else None
 
         await wait_for(web_programmed, 30, "web's VIP and condition")
-        # Then the Warning's Service is fixed: a transition that would record Synced and VipAssigned.
+        # Then the Warning's Service is fixed: a transition that would record Synced.
         await publish.outcome(ns, "full", vips=("10.10.0.8",))
         await wait_for(lambda: _ips_are(kube, ns, "full", ["10.10.0.8"]), 30, "full's VIP")
     # health has stopped: whatever it was going to record is recorded

@@ -98,7 +98,7 @@ def test_member_down_partially_healthy_names_the_pod_once_then_up_again() -> Non
     svc, events, wrote = _step(_service(), view, eps, st)
     cond = _ready(svc)
     assert wrote and (cond["status"], cond["reason"], cond["observedGeneration"]) == ("True", "Programmed", 3)
-    assert [r for _, r, _ in events] == ["Synced", "VipAssigned"]
+    assert [r for _, r, _ in events] == ["Synced"]
 
     _sweep(view, {**dict.fromkeys(PODS, "OPER_UP"), "10.1.0.2": "OPER_DOWN"}, now=1)
     svc, events, wrote = _step(svc, view, eps, st)

@@ -42,12 +42,23 @@ def test_success_writes_every_vip_and_a_true_condition_and_announces_once() -> N
     [cond] = p.patch["status"]["conditions"]
     assert (cond["type"], cond["status"], cond["reason"], cond["observedGeneration"]) == (
         CONDITION_TYPE, "True", "Programmed", 1)
+    # One Event (AKO's Synced), the VIP in it: a start with thousands of Services posts one each, not two.
     assert [(e.type, e.reason, e.note) for e in p.events] == [
-        ("Normal", "Synced", "Added virtualservice c--shop-web for shop/web"),
-        ("Normal", "VipAssigned", "VIP 10.0.0.5, fd00::5 assigned (virtualservice c--shop-web)")]
+        ("Normal", "Synced", "Added virtualservice c--shop-web for shop/web (VIP 10.0.0.5, fd00::5)")]
     # Replay against the written status: nothing to write, nothing to announce.
     again = plan(merge_status_patch(_service(), p.patch), st.desired(("shop", "web")), LATER)
     assert again.empty
+
+
+def test_a_vip_that_moves_on_a_synced_service_is_announced_apart() -> None:
+    st = HealthState()
+    st.set_outcome("o1", _outcome())
+    synced = merge_status_patch(_service(), plan(_service(), st.desired(("shop", "web")), NOW).patch or {})
+    st.set_outcome("o1", _outcome(vips=("10.0.0.9",)))
+    p = plan(synced, st.desired(("shop", "web")), LATER)
+    assert p.patch is not None and p.patch["status"]["loadBalancer"] == {"ingress": [{"ip": "10.0.0.9"}]}
+    assert [(e.reason, e.note) for e in p.events] == [
+        ("VipAssigned", "VIP 10.0.0.9 assigned (virtualservice c--shop-web)")]
 
 
 def test_failure_sets_false_condition_with_warning_and_success_clears_it() -> None:
@@ -67,7 +78,8 @@ def test_failure_sets_false_condition_with_warning_and_success_clears_it() -> No
     assert ok.patch is not None
     [cond] = ok.patch["status"]["conditions"]
     assert (cond["status"], cond["reason"], cond["lastTransitionTime"]) == ("True", "Programmed", LATER)
-    assert [e.reason for e in ok.events] == ["Synced", "VipAssigned"]
+    assert [e.reason for e in ok.events] == ["Synced"]
+    assert ok.events[0].note.endswith("(VIP 10.0.0.5)")
 
 
 def test_transition_time_kept_while_status_holds() -> None:

@@ -82,7 +82,7 @@ def test_a_tree_without_outcome_is_vip_pending_then_programmed_by_its_outcome() 
     p = plan(svc, st.desired(KEY), LATER)
     assert p.patch is not None
     assert p.patch["status"]["conditions"][0]["reason"] == "Programmed"
-    assert [e.reason for e in p.events] == ["Synced", "VipAssigned"]
+    assert [e.reason for e in p.events] == ["Synced"]
     # A new tree of the applied virtual service (an edit) keeps it Programmed.
     st.set_tree(_tree())
     assert plan(merge_status_patch(svc, p.patch), st.desired(KEY), LATER).empty

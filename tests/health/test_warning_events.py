@@ -25,8 +25,7 @@ def test_warning_goes_into_the_condition_and_one_event() -> None:
     assert want.condition.message.endswith(f"(warning: {WARN.message})")
     svc = {"metadata": {"namespace": "shop", "name": "web", "resourceVersion": "1"}, "status": {}}
     first = plan(svc, want, "2026-01-01T00:00:00Z")
-    assert [(e.type, e.reason) for e in first.events] == [("Normal", "Synced"), ("Normal", "VipAssigned"),
-                                                      ("Warning", "UnknownAnnotation")]
+    assert [(e.type, e.reason) for e in first.events] == [("Normal", "Synced"), ("Warning", "UnknownAnnotation")]
     # Once the condition carries the warning, a replay announces nothing again.
     assert first.patch is not None
     svc["status"] = first.patch["status"]
