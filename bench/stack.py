@@ -219,7 +219,7 @@ class Stack:
 
 
 # The namespace controller deletes a namespace's objects after the pipeline stops: at 500 Services that is
-# ~20 s of API-server and etcd work, at 10,000 minutes. Left running, it lands on the next scenario's clock
+# ~10 s of API-server and etcd work, at 10,000 ~5 minutes. Left running, it lands on the next scenario's clock
 # (edit latency after priority: p99 0.06 s alone, 0.37 s behind it), so a pipeline ends when it is gone.
 NAMESPACE_GONE_SECONDS = 900.0
 

@@ -82,7 +82,7 @@ class AkoValues(_Section):
     fullSyncFrequency: int = 1800
     ipFamily: str = "V4"
     # AKO's switch: false drops Normal Events (Synced, MemberUp, ...); Warnings are always
-    # recorded. Half of health's API calls on a start are Normal Events (docs/health.md, "Events").
+    # recorded. A quarter of health's API calls on a start are Normal Events (docs/health.md, "Events").
     enableEvents: bool = True
 
     @field_validator("clusterName")

@@ -80,11 +80,11 @@ def plan(service: dict[str, Any], want: Desired, now: str, ready: Readiness | No
     events: list[EventSpec] = []
     cond = want.condition
     vip_news = bool(vips) and current_ips(service) != vips and cond is not None and cond.ok
-    if cond is not None and cond.ok and not (have is not None and have.get("status") == "True"):
+    synced = cond is not None and cond.ok and not (have is not None and have.get("status") == "True")
+    if synced:
         # AKO's one Synced Event, with the VIP in it: one Event POST, not two, for each of thousands of
         # Services at a start (Events were a tenth of the populated start's time at 3,000).
         vip_note = f" (VIP {', '.join(vips)})" if vip_news else ""
-        vip_news = False
         events.append(EventSpec(
             "Normal", "Synced", "Apply", f"Added virtualservice {', '.join(want.vs_names)} for {ref}{vip_note}"
         ))
@@ -93,7 +93,7 @@ def plan(service: dict[str, Any], want: Desired, now: str, ready: Readiness | No
         and not (have is not None and have.get("status") == "False" and have.get("reason") == cond.reason)
     ):
         events.append(EventSpec("Warning", want.failure_event_reason, "Apply", cond.message))
-    if vip_news:  # the VIP moved while the Service stayed synced
+    if vip_news and not synced:  # the VIP moved while the Service stayed synced
         events.append(EventSpec("Normal", "VipAssigned", "Apply",
                                 f"VIP {', '.join(vips)} assigned (virtualservice {', '.join(want.vs_names)})"))
     said = str((have or {}).get("message") or "")
