@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 _CONFLICT_RETRIES = 5
 # One change reaches health as a burst (its EndpointSlice, then its outcome tens of ms later): gathered for
-# this long, each Service is read and compared once for it, and one namespace read serves the whole drain.
+# this long, each Service is read and compared once for it.
 BATCH_SECONDS = 0.1
 # How long one read of a namespace's labels serves (a selector set): a drain under steady load never ends,
 # and a namespace unlabelled meanwhile must still stop albus's writes there.
@@ -243,7 +243,8 @@ class HealthReconciler:
         return f"Service {key[0]}/{key[1]}"
 
     def _read(self, key: SvcKey) -> dict[str, Any] | None:
-        """The Service, and its namespace's labels once per drain when a selector needs them (in a thread)."""
+        """The Service, and its namespace's labels when a selector needs them (read at most every
+        NS_LABELS_SECONDS; in a thread)."""
         service = self.writer.get(*key)
         if service is not None:
             self._namespace_labels(key[0])

@@ -67,7 +67,8 @@ def plan(service: dict[str, Any], want: Desired, now: str, ready: Readiness | No
     # The API server refuses status.loadBalancer on other types (a ClusterIP
     # Service joined to a Gateway): such a Service gets only the condition.
     vips = list(want.vips) if (service.get("spec") or {}).get("type", "LoadBalancer") == "LoadBalancer" else []
-    if current_ips(service) != vips:
+    vips_change = current_ips(service) != vips
+    if vips_change:
         # null removes the list (merge patch), which is how an emptied one reads back.
         change["loadBalancer"] = {"ingress": [{"ip": v} for v in vips] or None}
     if not conditions.same(have, want.condition, gen):
@@ -79,7 +80,7 @@ def plan(service: dict[str, Any], want: Desired, now: str, ready: Readiness | No
 
     events: list[EventSpec] = []
     cond = want.condition
-    vip_news = bool(vips) and current_ips(service) != vips and cond is not None and cond.ok
+    vip_news = bool(vips) and vips_change and cond is not None and cond.ok
     synced = cond is not None and cond.ok and not (have is not None and have.get("status") == "True")
     if synced:
         # AKO's one Synced Event, with the VIP in it: one Event POST, not two, for each of thousands of
