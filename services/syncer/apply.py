@@ -30,6 +30,7 @@ from services.common.contracts import ApplyOutcome, AviObject, VsTree
 from services.common.sealing import Keyring, SealError
 from services.syncer.avi_client import CallCounter, ControllerClient, error_text
 from services.syncer.cache import Key, ObjectCache, TenantObjects, body_digest, deletion_order, owned_by
+from services.syncer.deletions import Deletions
 from services.syncer.diff import differing_fields, merge_owned, owned_equal
 from services.syncer.lanes import LaneGate
 from services.syncer.macro import MacroError, macro_body
@@ -136,6 +137,7 @@ class TreeApplier:
         self._previous: dict[tuple[str, str], frozenset[Key]] = {}
         # Trees whose last attempt failed: their objects are re-read before the next.
         self._suspect: set[tuple[str, str]] = set()
+        self.deletions = Deletions()  # one DELETE per object, whether a tree or GC asks
         # Trees that have begun writing and not yet finished: enough that every call slot always
         # has a tree ready for it. A backlog of hundreds let through at once would only queue for
         # a call slot, each with a fence check that ages while it waits, and crowd the event loop
@@ -332,19 +334,28 @@ class TreeApplier:
         if targets:
             await self._delete(run, run.tc.child_first(deletion_order(targets)), strict=True)
 
-    async def delete_owned(self, tenant: str, key: Key, counter: CallCounter, fence: Fence) -> None:
-        """Delete one object if the cache knows it and it is this cluster's; 404 counts as done."""
-        obj = self.cache.tenant_objects(tenant).get(*key)
-        if obj is None:
-            return
-        if not owned_by(obj, self.cluster):
-            raise ApplyFailed(None, f"refusing to delete {key[0]} {key[1]}: not marked as cluster {self.cluster}'s")
-        await fence()
-        reply = await self.client.call("delete", f"{key[0]}/{_uuid(obj)}", tenant=tenant, counter=counter)
-        if reply.ok or reply.status == 404:
-            self.cache.drop(tenant, *key)
-            return
-        raise _fail(f"delete {key[0]} {key[1]}", reply)
+    async def delete_owned(self, tenant: str, key: Key, counter: CallCounter, fence: Fence,
+                           listed: dict[str, Any] | None = None) -> bool:
+        """Delete one object if it is this cluster's: as the cache knows it, or as ``listed`` (GC's listing).
+
+        404 counts as done. Whether a DELETE was answered so; False when another asker's DELETE of the
+        same object was under way (this one waited for its answer) or there was nothing to delete.
+        """
+
+        async def delete() -> bool:
+            obj = listed if listed is not None else self.cache.tenant_objects(tenant).get(*key)
+            if obj is None:
+                return False
+            if not owned_by(obj, self.cluster):
+                raise ApplyFailed(None, f"refusing to delete {key[0]} {key[1]}: not marked as cluster {self.cluster}'s")
+            await fence()
+            reply = await self.client.call("delete", f"{key[0]}/{_uuid(obj)}", tenant=tenant, counter=counter)
+            if reply.ok or reply.status == 404:
+                self.cache.drop(tenant, *key)
+                return True
+            raise _fail(f"delete {key[0]} {key[1]}", reply)
+
+        return await self.deletions.once((tenant, key), delete)
 
     async def _delete(self, run: _Run, keys: list[Key], *, strict: bool) -> None:
         """Delete in the given order; unless ``strict``, a refusal is logged and left to GC."""

@@ -16,7 +16,8 @@ Only objects stamped ``created_by: ako-<cluster>`` *and* marked
 ``clustername: <cluster>`` are candidates; an orphan virtualservice goes
 before the objects it used. One replica collects for the whole cluster: the
 holder of partition 0 (fenced by that lease), so two replicas never race on
-the same orphans.
+the same orphans. What a deleted tree's VS used is its worker's to delete,
+not GC's (:func:`_retiring_objects`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from services.common.contracts import TreesSynced, VsTreeClaims, decode
 from services.common.incarnation import incarnation
 from services.syncer.apply import ApplyFailed, Fence, TreeApplier
 from services.syncer.avi_client import CallCounter
-from services.syncer.cache import Listing, deletion_order, owned_by
+from services.syncer.cache import Key, Listing, TenantObjects, deletion_order, owned_by
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class GcReport:
     epoch: str = ""  # of the TreesSynced marker it ran from
     deleted: list[tuple[str, str, str]] = field(default_factory=list)  # (tenant, type, name)
     refused: list[tuple[str, str, str, str]] = field(default_factory=list)  # + reason
+    left_to_trees: int = 0  # unclaimed objects of deleted trees, left to their workers
     calls: CallCounter = field(default_factory=CallCounter)
 
 
@@ -54,6 +56,8 @@ class Claims:
 
     objects: set[tuple[str, str, str]] = field(default_factory=set)  # (tenant, type, name)
     tenants: set[str] = field(default_factory=set)
+    # Deleted trees, (tenant, vs_name): their partitions' workers delete what their VSes used.
+    retiring: set[tuple[str, str]] = field(default_factory=set)
     read_up_to: int = 0  # the newest stream sequence among the messages read
 
 
@@ -74,8 +78,10 @@ async def _claims(bus: Bus, cluster: str) -> Claims:
             log.warning("gc: undecodable tree on %s", d.subject)
             return
         out.tenants.add(tree.tenant)
+        if tree.deleted:
+            out.retiring.add((tree.tenant, tree.vs_name))
         # A tree replaced while this read runs claims with both: GC collects less, never more.
-        if not tree.deleted:
+        else:
             out.objects |= {(tree.tenant, o.type, o.name) for o in tree.objects}
 
     await bus.read_each(subjects.avi_cluster(cluster), take)
@@ -100,6 +106,14 @@ async def trusted_marker(bus: Bus, cluster: str) -> tuple[TreesSynced | None, st
 
 async def collect_garbage(
     bus: Bus, applier: TreeApplier, cluster: str, tenants: set[str], fence: Fence
+) -> GcReport:
+    # What this process's tree workers delete from the listing on is not deleted a second time.
+    with applier.deletions.watched() as gone:
+        return await _collect_garbage(bus, applier, cluster, tenants, fence, gone)
+
+
+async def _collect_garbage(
+    bus: Bus, applier: TreeApplier, cluster: str, tenants: set[str], fence: Fence, gone: set[tuple[str, Key]]
 ) -> GcReport:
     report = GcReport(ran=False)
     marker, why = await trusted_marker(bus, cluster)
@@ -132,19 +146,47 @@ async def collect_garbage(
     report.ran = True
     report.epoch = marker.epoch
     for tenant, listing in listed.items():
-        # Unpacked only if unclaimed: the listing holds every object of the cluster.
-        unclaimed = {k: listing.get(k) for k in listing.packed if (tenant, *k) not in claims.objects}
-        orphans = [k for k, obj in unclaimed.items() if owned_by(obj, cluster)]
-        # VH children before their parent: the controller refuses a parent still in use.
-        children = {k for k in orphans if k[0] == "virtualservice" and unclaimed[k].get("vh_parent_vs_ref")}
-        for key in sorted(children) + [k for k in deletion_order(orphans) if k not in children]:
-            cache.store(tenant, key[0], unclaimed[key])  # delete_owned acts on what the cache holds
-            try:
-                await applier.delete_owned(tenant, key, report.calls, fence)
+        await _collect(applier, tenant, listing, claims, fence, gone, report)
+    return report
+
+
+def _retiring_objects(tenant: str, listing: Listing, vs_names: set[str]) -> set[Key]:
+    """What the deleted trees' VSes use in ``listing``: their workers delete it, as they would the VS's.
+
+    GC deleting them too raced with those workers (often in another replica): every
+    object deleted twice, the second DELETE answered 404. Whatever a worker cannot
+    delete it retries; what a deleted tree leaves behind GC collects once the tree's
+    tombstone has expired from the stream.
+    """
+    if not vs_names:
+        return set()
+    view = TenantObjects(tenant)
+    view.adopt(listing)
+    out: set[Key] = set()
+    for vs in vs_names:
+        root = ("virtualservice", vs)
+        if view.has(*root):
+            out |= {root} | view.referenced_from(root) | view.vh_children(root)
+    return out
+
+
+async def _collect(applier: TreeApplier, tenant: str, listing: Listing, claims: Claims, fence: Fence,
+                   gone: set[tuple[str, Key]], report: GcReport) -> None:
+    left = _retiring_objects(tenant, listing, {vs for t, vs in claims.retiring if t == tenant})
+    # Unpacked only if unclaimed: the listing holds every object of the cluster.
+    unclaimed = {k: listing.get(k) for k in listing.packed if (tenant, *k) not in claims.objects}
+    report.left_to_trees += len(left & unclaimed.keys())
+    orphans = [k for k, obj in unclaimed.items() if k not in left and owned_by(obj, applier.cluster)]
+    # VH children before their parent: the controller refuses a parent still in use.
+    children = {k for k in orphans if k[0] == "virtualservice" and unclaimed[k].get("vh_parent_vs_ref")}
+    for key in sorted(children) + [k for k in deletion_order(orphans) if k not in children]:
+        if (tenant, key) in gone:
+            continue
+        try:
+            if await applier.delete_owned(tenant, key, report.calls, fence, listed=unclaimed[key]):
                 report.deleted.append((tenant, *key))
                 log.info("gc: deleted %s %s in %s", key[0], key[1], tenant)
-            except (ApplyFailed, ControllerError) as exc:
-                # Typically "referred by" another object: the next run tries again.
-                report.refused.append((tenant, *key, str(exc)))
-                log.warning("gc: %s %s in %s not deleted: %s", key[0], key[1], tenant, exc)
-    return report
+        except (ApplyFailed, ControllerError) as exc:
+            # Typically "referred by" another object: the next run tries again.
+            report.refused.append((tenant, *key, str(exc)))
+            log.warning("gc: %s %s in %s not deleted: %s", key[0], key[1], tenant, exc)

@@ -241,8 +241,11 @@ class SyncerReplica:
         except Exception:
             log.exception("gc failed")
             return False
-        if self.last_gc.ran:
-            self._gc_epoch = self.last_gc.epoch
+        gc = self.last_gc
+        if gc.ran:
+            self._gc_epoch = gc.epoch
+            log.info("gc ran (TreesSynced %s): %d deleted, %d refused, %d left to their deleted trees, %d reads",
+                     gc.epoch, len(gc.deleted), len(gc.refused), gc.left_to_trees, gc.calls.reads)
         else:
             log.info("gc not run: %s", self.last_gc.reason)
         return self.last_gc.ran

@@ -51,20 +51,32 @@ def deploy_everywhere(fleet: dict[str, Member]) -> dict[str, Names]:
             for name, m in fleet.items()}
 
 
-def writes_by_cluster(m: Member) -> dict[str, list[dict[str, Any]]]:
-    """The controller writes since the last log reset, by the cluster prefix of the object written."""
+def owners(fleet: dict[str, Member]) -> dict[str, str]:
+    """uuid → cluster of every object the fleet has on the controller now."""
+    return {uuid: m.cluster for m in fleet.values() for uuid, _ in m.stamps().values()}
+
+
+def writes_by_cluster(m: Member, known: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """The controller writes since the last log reset, by the cluster prefix of the object written.
+
+    A call the controller answered before finding its object (a DELETE answered 404) has no name in
+    the log: its uuid says whose object it was meant for.
+    """
     out: dict[str, list[dict[str, Any]]] = {}
     for w in m.writes():
         name = str(w.get("name") or "")
-        out.setdefault(name.split("--", 1)[0] if "--" in name else "?", []).append(w)
+        cluster = name.split("--", 1)[0] if "--" in name else known.get(str(w.get("uuid")), "?")
+        out.setdefault(cluster, []).append(w)
     return out
 
 
-def assert_only_deleted(m: Member, cluster: str, had: set[tuple[str, str]]) -> None:
+def assert_only_deleted(m: Member, cluster: str, had: set[tuple[str, str]], known: dict[str, str]) -> None:
     """Every controller write since the log reset was to ``cluster``'s objects, and each of them was deleted."""
-    writes = writes_by_cluster(m)
-    assert set(writes) == {cluster}, {k: [(w["method"], w.get("name")) for w in v] for k, v in writes.items()}
-    deleted = {(str(w.get("type")), str(w.get("name"))) for w in writes[cluster] if w["method"] == "DELETE"}
+    writes = writes_by_cluster(m, known)
+    assert set(writes) == {cluster}, {k: [(w["method"], w.get("type"), w.get("name"), w.get("uuid"), w.get("status"))
+                                          for w in v] for k, v in writes.items()}
+    deleted = {(str(w.get("type")), str(w.get("name"))) for w in writes[cluster] if w["method"] == "DELETE"
+               and w.get("name")}
     assert deleted == had, (deleted ^ had)
 
 
@@ -88,13 +100,14 @@ def test_deleting_every_service_of_b_removes_exactly_bs_objects(fleet: dict[str,
     a, b, c = fleet.values()
     before = {m.cluster: m.stamps() for m in (a, c)}
     b_had = set(b.stamps())
+    known = owners(fleet)
     a.reset_log()
     for name in WORKLOAD:
         b.core.delete_namespaced_service(name, APP_NS)
     wait_for(lambda: not any(b.actual().values()), CONVERGE_S, "every object of cluster B gone")
     for m in (a, c):
         assert m.stamps() == before[m.cluster], f"cluster {m.cluster}'s objects were touched"
-    assert_only_deleted(a, b.cluster, b_had)
+    assert_only_deleted(a, b.cluster, b_had, known)
 
 
 def test_wiping_cs_namespace_while_its_watcher_is_down_removes_only_cs_objects(fleet: dict[str, Member]) -> None:
@@ -103,6 +116,7 @@ def test_wiping_cs_namespace_while_its_watcher_is_down_removes_only_cs_objects(f
     assert any(c.actual().values())
     before = {m.cluster: m.stamps() for m in (a, b)}
     c_had = set(c.stamps())
+    known = owners(fleet)
     c.children["watcher"].stop()
     c.core.delete_namespace(APP_NS)
     # No kubelet runs the pods: finish their deletion as one would, or the namespace never goes.
@@ -115,4 +129,4 @@ def test_wiping_cs_namespace_while_its_watcher_is_down_removes_only_cs_objects(f
     wait_for(lambda: not any(c.actual().values()), CONVERGE_S, "every object of cluster C gone")
     for m in (a, b):
         assert m.stamps() == before[m.cluster], f"cluster {m.cluster}'s objects were touched"
-    assert_only_deleted(a, c.cluster, c_had)
+    assert_only_deleted(a, c.cluster, c_had, known)

@@ -107,13 +107,17 @@ async def test_gc_deletes_nothing_until_the_translators_full_view_of_the_new_str
     assert not [r for r in sim_admin.requests() if r["method"] == "DELETE"]
     assert len(our_objects(sim_admin, late.vs_name)) == 4 and len(our_objects(sim_admin, keep.vs_name)) == 4
 
-    # The gate opens for real: a tree no longer wanted is collected from that view.
+    # The gate opens for real: objects no tree claims are collected from that view (those of a
+    # deleted tree are its worker's to delete, not GC's).
+    stray = l4_tree(CLUSTER, "stray")
+    assert (await applier.apply(stray)).ok
     await _publish_trees(bus, deleted_tree(late))
     await _marker(bus, (keep.vs_name,))
     report = await collect_garbage(bus, applier, CLUSTER, {"admin"}, _fence)
-    assert report.ran and {n for _, _, n in report.deleted} == {late.vs_name, f"{late.vs_name}-TCP-80"}
-    assert our_objects(sim_admin, late.vs_name) == []
-    assert len(our_objects(sim_admin, keep.vs_name)) == 4
+    assert report.ran and {n for _, _, n in report.deleted} == {stray.vs_name, f"{stray.vs_name}-TCP-80"}
+    assert report.left_to_trees == 4
+    assert our_objects(sim_admin, stray.vs_name) == []
+    assert len(our_objects(sim_admin, keep.vs_name)) == 4 and len(our_objects(sim_admin, late.vs_name)) == 4
 
 
 async def test_gc_stops_when_the_stream_is_replaced_while_it_reads(
