@@ -21,7 +21,7 @@ from kubernetes import client
 
 from bench import results
 from bench.cold import converge
-from bench.stack import BenchPipeline, Knobs, Stack
+from bench.stack import BenchPipeline, Knobs, Stack, kube_requests
 from bench.workload import VipWatch, documents, endpoint_ip, kubectl_apply, name_of, ports_of
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
@@ -104,16 +104,21 @@ def edit_latency(stack: Stack, outdir: Path, n: int, rate: float, seconds: float
         _, seq = p.requests_since(0)
         ed = Editor(p)
         usage = p.usage()
+        before = kube_requests(p.api)
         t0 = time.monotonic()
         ed.steady(list(range(n)), rate, seconds)
         achieved = len(ed.sent) / (time.monotonic() - t0)
         lat, missing = latencies(p, ed, seq, 120)
+        kube = kube_requests(p.api) - before
         use = usage.stop()
     fig = {"latency_s": results.percentiles([x for _, x, _ in lat]), "edits_sent": len(ed.sent),
            "edits_never_applied": missing, "achieved_edits_per_s": round(achieved, 1),
            "api_server_write_s": results.percentiles([w - t for (_, t), w in ed.written.items()]),
            "cold_convergence_s": conv["seconds"],
-           "by_kind": {k: results.percentiles([x for _, x, kk in lat if kk == k]) for k in ("endpoints", "ports")}}
+           "by_kind": {k: results.percentiles([x for _, x, kk in lat if kk == k]) for k in ("endpoints", "ports")},
+           # every client's (the edits themselves, the pipeline's reads and writes, the harness's watches)
+           "kube_requests_per_edit": {k: round(v / len(ed.sent), 3) for k, v in kube.most_common()
+                                      if v >= len(ed.sent) / 100}}
     xs = sorted(x for _, x, _ in lat)
     results.plot_lines(outdir / "edit_latency.png", f"Edit latency, {rate:g} edits/s over {n} Services",
                        "latency (s)", "fraction of edits", {"CDF": (xs, [(i + 1) / len(xs) for i in range(len(xs))])})
