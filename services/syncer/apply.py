@@ -351,7 +351,11 @@ class TreeApplier:
             await fence()
             reply = await self.client.call("delete", f"{key[0]}/{_uuid(obj)}", tenant=tenant, counter=counter)
             if reply.ok or reply.status == 404:
-                self.cache.drop(tenant, *key)
+                # Only if the cache still holds that object: a tree's worker may have made it anew
+                # since GC listed it (then the 404 was for the old uuid).
+                cached = self.cache.tenant_objects(tenant).facts(key)
+                if cached is not None and cached.uuid == _uuid(obj):
+                    self.cache.drop(tenant, *key)
                 return True
             raise _fail(f"delete {key[0]} {key[1]}", reply)
 

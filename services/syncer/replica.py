@@ -247,8 +247,8 @@ class SyncerReplica:
             log.info("gc ran (TreesSynced %s): %d deleted, %d refused, %d left to their deleted trees, %d reads",
                      gc.epoch, len(gc.deleted), len(gc.refused), gc.left_to_trees, gc.calls.reads)
         else:
-            log.info("gc not run: %s", self.last_gc.reason)
-        return self.last_gc.ran
+            log.info("gc not run: %s", gc.reason)
+        return gc.ran
 
     # -- full resync rounds ------------------------------------------------
 

@@ -129,3 +129,21 @@ async def test_a_delete_under_way_is_not_sent_again(
         *(applier.delete_owned("admin", key, CallCounter(), _fence) for _ in range(2)))
     assert (first, second) == (True, False)
     assert [status for _, status in deletes(sim_admin)] == [204]
+
+
+async def test_a_404_for_an_object_made_anew_keeps_the_new_one_cached(
+    sim: SimServer, sim_admin: SimAdmin, client_factory: list[ControllerClient],
+) -> None:
+    """GC deletes an orphan as it listed it; a tree's worker has made it anew since: the 404 is for the old uuid."""
+    applier = make_applier(sim, "gcw-d", client_factory)
+    tree = l4_tree("gcw-d", "web")
+    assert (await applier.apply(tree)).ok
+    listed = applier.cache.tenant_objects("admin").get("vsvip", tree.vs_name)
+    assert listed is not None
+    assert (await applier.apply(deleted_tree(tree))).ok
+    assert (await applier.apply(tree)).ok  # the Service came back: every object made anew
+    fresh = applier.cache.tenant_objects("admin").facts(("vsvip", tree.vs_name))
+    assert fresh is not None and fresh.uuid != listed["uuid"]
+    assert await applier.delete_owned("admin", ("vsvip", tree.vs_name), CallCounter(), _fence, listed=listed)
+    kept = applier.cache.tenant_objects("admin").facts(("vsvip", tree.vs_name))
+    assert kept is not None and kept.uuid == fresh.uuid, "the new object stays cached"
