@@ -16,7 +16,7 @@ from services.common import subjects
 from services.common.bus import Bus
 from services.common.contracts import TreesSynced, VsTree
 from services.common.incarnation import incarnation
-from services.syncer.apply import ApplyFailed
+from services.syncer.apply import ApplyFailed, TreeApplier
 from services.syncer.avi_client import CallCounter, ControllerClient
 from services.syncer.cache import Listing
 from services.syncer.gc import collect_garbage
@@ -107,12 +107,18 @@ def _one_pool(tree: VsTree) -> tuple[str, str]:
     return ("pool", pool.name)
 
 
+async def _applied_web(sim: SimServer, cluster: str, made: list[ControllerClient]) -> tuple[TreeApplier, VsTree]:
+    """The cluster's applier, and the L4 tree of Service "web" it applied."""
+    applier = make_applier(sim, cluster, made)
+    tree = l4_tree(cluster, "web")
+    assert (await applier.apply(tree)).ok
+    return applier, tree
+
+
 async def test_a_delete_under_way_is_not_sent_again(
     sim: SimServer, sim_admin: SimAdmin, client_factory: list[ControllerClient],
 ) -> None:
-    applier = make_applier(sim, "gcw-c", client_factory)
-    tree = l4_tree("gcw-c", "web")
-    assert (await applier.apply(tree)).ok
+    applier, tree = await _applied_web(sim, "gcw-c", client_factory)
     # The pool is in use by the VS's policy set: the controller refuses to delete it, and both
     # askers hear that refusal from the one DELETE sent.
     key = _one_pool(tree)
@@ -135,9 +141,7 @@ async def test_a_404_for_an_object_made_anew_keeps_the_new_one_cached(
     sim: SimServer, sim_admin: SimAdmin, client_factory: list[ControllerClient],
 ) -> None:
     """GC deletes an orphan as it listed it; a tree's worker has made it anew since: the 404 is for the old uuid."""
-    applier = make_applier(sim, "gcw-d", client_factory)
-    tree = l4_tree("gcw-d", "web")
-    assert (await applier.apply(tree)).ok
+    applier, tree = await _applied_web(sim, "gcw-d", client_factory)
     listed = applier.cache.tenant_objects("admin").get("vsvip", tree.vs_name)
     assert listed is not None
     assert (await applier.apply(deleted_tree(tree))).ok
