@@ -2,9 +2,10 @@
 
 A tree's worker and garbage collection can both want an object gone: the
 worker because its tree dropped it or was deleted, GC because no tree claims
-it. Each asking on its own sent two DELETEs, the second answered 404 (seen
-in tests/multicluster). Here a second asker waits for the first one's answer,
-and GC can learn which objects were deleted after its listing was taken.
+it. Each asking on its own sends two DELETEs, the second answered 404 (the
+likeliest cause of one seen in a CI run of tests/multicluster). Here a second
+asker waits for the first one's answer, and GC can learn which objects were
+deleted after its listing was taken.
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ async def _collect_garbage(
 def _retiring_objects(tenant: str, listing: Listing, vs_names: set[str]) -> set[Key]:
     """What the deleted trees' VSes use in ``listing``: their workers delete it, as they would the VS's.
 
-    GC deleting them too raced with those workers (often in another replica): every
+    GC deleting them too races with those workers (often in another replica): an
     object deleted twice, the second DELETE answered 404. Whatever a worker cannot
     delete it retries; what a deleted tree leaves behind GC collects once the tree's
     tombstone has expired from the stream.

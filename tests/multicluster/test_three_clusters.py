@@ -51,9 +51,9 @@ def deploy_everywhere(fleet: dict[str, Member]) -> dict[str, Names]:
             for name, m in fleet.items()}
 
 
-def owners(fleet: dict[str, Member]) -> dict[str, str]:
-    """uuid → cluster of every object the fleet has on the controller now."""
-    return {uuid: m.cluster for m in fleet.values() for uuid, _ in m.stamps().values()}
+def owners(stamps: dict[str, dict[tuple[str, str], tuple[str, Any]]]) -> dict[str, str]:
+    """uuid → cluster, from each cluster's :meth:`Member.stamps`."""
+    return {uuid: cluster for cluster, objs in stamps.items() for uuid, _ in objs.values()}
 
 
 def writes_by_cluster(m: Member, known: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
@@ -98,9 +98,10 @@ def test_identical_names_in_three_clusters_stay_separate(fleet: dict[str, Member
 def test_deleting_every_service_of_b_removes_exactly_bs_objects(fleet: dict[str, Member]) -> None:
     deploy_everywhere(fleet)
     a, b, c = fleet.values()
-    before = {m.cluster: m.stamps() for m in (a, c)}
-    b_had = set(b.stamps())
-    known = owners(fleet)
+    stamps = {m.cluster: m.stamps() for m in (a, b, c)}
+    before = {m.cluster: stamps[m.cluster] for m in (a, c)}
+    b_had = set(stamps[b.cluster])
+    known = owners(stamps)
     a.reset_log()
     for name in WORKLOAD:
         b.core.delete_namespaced_service(name, APP_NS)
@@ -114,9 +115,10 @@ def test_wiping_cs_namespace_while_its_watcher_is_down_removes_only_cs_objects(f
     deploy_everywhere(fleet)
     a, b, c = fleet.values()
     assert any(c.actual().values())
-    before = {m.cluster: m.stamps() for m in (a, b)}
-    c_had = set(c.stamps())
-    known = owners(fleet)
+    stamps = {m.cluster: m.stamps() for m in (a, b, c)}
+    before = {m.cluster: stamps[m.cluster] for m in (a, b)}
+    c_had = set(stamps[c.cluster])
+    known = owners(stamps)
     c.children["watcher"].stop()
     c.core.delete_namespace(APP_NS)
     # No kubelet runs the pods: finish their deletion as one would, or the namespace never goes.
