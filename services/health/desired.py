@@ -171,5 +171,8 @@ class HealthState:
         if cond is not None and warns:
             cond = Condition(cond.status, cond.reason,
                              cond.message + "".join(f" (warning: {m})" for _, m in warns))
-        named = key in self._by_service or key in self.reports or key in self._trees_by_service
-        return Desired(tuple(vips), cond, names, removed, event_reason, warns, named, unapplied)
+        return Desired(tuple(vips), cond, names, removed, event_reason, warns, self.named(key), unapplied)
+
+    def named(self, key: SvcKey) -> bool:
+        """This cluster's bus has said something about the Service (a tree, an outcome or a report)."""
+        return key in self._by_service or key in self.reports or key in self._trees_by_service

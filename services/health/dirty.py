@@ -34,6 +34,9 @@ class Dirty(Generic[K]):
     def pop(self) -> K:
         return self.first.pop() if self.first else self.later.pop()
 
+    def __contains__(self, key: object) -> bool:
+        return key in self.first or key in self.later
+
     def __bool__(self) -> bool:
         return bool(self.first or self.later)
 

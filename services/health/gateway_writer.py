@@ -30,6 +30,7 @@ class GatewayReconciler(HealthReconciler):
     """GatewayClasses (namespace ``""``) and Gateways."""
 
     FOLLOWS_TREES = False  # their status comes from reports and outcomes only
+    WATCHES_SERVICES = False  # its objects are read with a GET each
     KINDS: tuple[str, ...] = gs.GATEWAY_KINDS
 
     def __init__(self, api: Any, bus: Bus, cluster: str, identity: str, cfg: Config | None = None) -> None:

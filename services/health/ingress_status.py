@@ -112,6 +112,7 @@ def plan(ing: dict[str, Any], vips: list[str], problems: list[tuple[str, str]], 
 
 class IngressReconciler(HealthReconciler):
     FOLLOWS_TREES = False  # their status comes from reports and outcomes only
+    WATCHES_SERVICES = False  # its objects are read with a GET each
 
     def __init__(self, api: Any, bus: Bus, cluster: str, identity: str, cfg: Config | None = None) -> None:
         super().__init__(api, bus, cluster, identity, cfg=cfg)

@@ -57,14 +57,16 @@ class ServiceWriter:
         with self.lock:
             self.status_writes += 1
 
-    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        """Merge-patch the status subresource; raises ApiException 409 when the Service moved on."""
-        request_json(
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the status subresource, answered with the Service as written; raises ApiException 409
+        when the Service moved on."""
+        written = request_json(
             self.api, "PATCH", f"/api/v1/namespaces/{namespace}/services/{name}/status", patch,
             content_type="application/merge-patch+json", timeout=_TIMEOUT,
         )
         with self.lock:
             self.status_writes += 1
+        return written
 
     def event(self, service: dict[str, Any], ev: EventSpec, *, api_version: str = "v1", kind: str = "Service") -> None:
         """An Event about ``service`` (or any object of ``kind``; cluster-scoped ones get theirs in ``default``)."""

@@ -2,11 +2,15 @@
 
 Level-based. It replays the cluster's trees, outcomes and reports (last per
 subject; trees first, so no tree read is newer than the outcomes read after
-it) before it writes anything, so it acts on the whole current view, never on
-a half-replayed one; then every message marks the Services it concerns dirty
-and each dirty Service is compared with what it should say and patched only
-where it differs. A failed write is retried with back-off; a conflict (the
-Service changed under us) is retried at once against the fresh object.
+it) and lists the Services before it writes anything, so it acts on the whole
+current view, never on a half-replayed one; then every message marks the
+Services it concerns dirty and each dirty Service is compared with what it
+should say and patched only where it differs. Services are read from a
+list-and-watch cache, not with a GET each (docs/health.md, "Reading Services
+from a watch"); a change to one on the watch marks it dirty too, so a status
+someone else overwrote is put right. A failed write is retried with back-off;
+a conflict (the Service changed under us) is retried at once against the
+object read afresh.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from services.common.bus import Bus, Delivery
 from services.common.config import Config
 from services.common.contracts import ApplyOutcome, KubeObject, SourceReport, VsTreeHead, decode
 from services.common.kube import rfc3339
+from services.common.object_cache import ObjectCache
+from services.common.reflector import Reflector
 from services.common.resync import first_of
 from services.health.desired import HealthState, SvcKey, service_keys
 from services.health.dirty import Dirty, drain
@@ -37,6 +43,12 @@ from services.health.readiness_gate import Selectors
 from services.health.runtime_poller import RuntimePoller
 from services.health.runtime_reader import RuntimeReader
 from services.health.service_status import EventSpec, Plan, plan
+from services.health.watched_services import (
+    NAMESPACES_FOR_SELECTOR,
+    SERVICES_FOR_STATUS,
+    trim_for_status,
+    trim_namespace,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +56,13 @@ _CONFLICT_RETRIES = 5
 # One change reaches health as a burst (its EndpointSlice, then its outcome tens of ms later): gathered for
 # this long, each Service is read and compared once for it.
 BATCH_SECONDS = 0.1
-# How long one read of a namespace's labels serves (a selector set): a drain under steady load never ends,
-# and a namespace unlabelled meanwhile must still stop albus's writes there.
-NS_LABELS_SECONDS = 2.0
 
 
 class HealthReconciler:
     # Whom each tree serves: a Service with a tree and no outcome is VipPending (a subclass for other kinds: off).
     FOLLOWS_TREES: ClassVar[bool] = True
+    # Services come from a list-and-watch cache (a subclass reading another kind with a GET: off).
+    WATCHES_SERVICES: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -71,8 +82,6 @@ class HealthReconciler:
         self.cluster = cluster
         # Which Services are albus's (class, namespace selector); None: albus's defaults.
         self.cfg = cfg or Config()
-        # Namespace labels, only with a selector: (read at, labels), reused for NS_LABELS_SECONDS.
-        self._ns_labels: dict[str, tuple[float, dict[str, str]]] = {}
         self.state = HealthState()
         self.writer = ServiceWriter(api, identity, normal_events=self.cfg.AKOSettings.enableEvents)
         self.backoff_initial = backoff_initial
@@ -96,6 +105,16 @@ class HealthReconciler:
         # Pod readiness gates (the webhook's decisions and opening the gates); needs the runtime.
         self.gates = (GateOpener(self.writer, Selectors(), self.handled)
                       if readiness_gates and self.poller is not None else None)
+        self.services = ObjectCache(trim_for_status, self._on_service_changed) if self.WATCHES_SERVICES else None
+        # With a namespace selector, the namespaces' labels (watched too) and whether each was selected.
+        self.namespaces = (ObjectCache(trim_namespace, self._on_namespace_changed)
+                           if self.WATCHES_SERVICES and self.cfg.AKOSettings.namespaceSelector.labelKey else None)
+        self._selected: dict[str, bool] = {}
+        # Created by the first run, kept across runs: a resync round's run watches on from where it was.
+        self._reflectors: list[Reflector] = []
+        # Services marked by their watch alone since their last reconcile: one whose status needs nothing
+        # (most often our own write coming back) is passed over without a span.
+        self._quiet: set[SvcKey] = set()
 
     async def _on_outcome(self, d: Delivery) -> None:
         outcome = decode(d.data, ApplyOutcome)
@@ -119,6 +138,32 @@ class HealthReconciler:
         if self.gates is not None:
             self.gates.selectors.set_service(decode(d.data, KubeObject))
 
+    def _on_service_changed(self, key: SvcKey) -> None:
+        """A Service changed on the watch: look again if the bus has said anything about it (nothing else
+        gets a write)."""
+        if not self.state.named(key):
+            return
+        if key not in self._dirty:
+            self._quiet.add(key)
+        self._dirty.mark({key})
+        self.settled.clear()
+        self._wake.set()
+
+    def _on_namespace_changed(self, key: tuple[str, str]) -> None:
+        """A namespace changed on the watch: if that flips whether the selector admits it, look again at
+        every Service of it the bus has named (each is taken back, or written again)."""
+        assert self.namespaces is not None
+        ns = key[1]
+        selected = ownership.namespace_selected(self._namespace_labels(ns), self.cfg)
+        before = self._selected.get(ns)
+        if self.namespaces.get(key) is None:
+            self._selected.pop(ns, None)  # gone: a namespace made again under its name starts anew
+        else:
+            self._selected[ns] = selected
+        # Seen for the first time: no Service of it was judged by it yet (the replay marks every Service).
+        if before is not None and before != selected:
+            self._mark({k for k in self.state.services() if k[0] == ns})
+
     def handled(self, key: SvcKey) -> bool:
         """Whether albus serves the Service (a live virtual service on the bus)."""
         return bool(self.state.desired(key).vs_names)
@@ -132,6 +177,7 @@ class HealthReconciler:
     def _mark(self, keys: set[SvcKey], d: Delivery | None = None, *, later: bool = False) -> None:
         if d is not None:
             self._origin.update(dict.fromkeys(keys, d))
+        self._quiet -= keys
         if keys:
             self._dirty.mark(keys, later=later)
             self.settled.clear()
@@ -162,10 +208,19 @@ class HealthReconciler:
         if self.gates is not None:
             followers.append(await self.bus.follow(
                 f"k8s.{subjects.esc(self.cluster)}.Service.*.*", self._on_service, name="services"))
+        replayed = [f.caught_up for f in followers]
+        watched = [(spec, cache) for spec, cache in ((SERVICES_FOR_STATUS, self.services),
+                                                     (NAMESPACES_FOR_SELECTOR, self.namespaces)) if cache is not None]
+        if not self._reflectors:
+            loop = asyncio.get_running_loop()
+            self._reflectors = [Reflector(spec, self.writer.api, cache, loop) for spec, cache in watched]
+        for r in self._reflectors:
+            r.start()
+        replayed += [cache.listed for _, cache in watched]
         try:
             waits: set[asyncio.Future[object]] = {
                 asyncio.ensure_future(stop.wait()),
-                asyncio.ensure_future(asyncio.gather(*(f.caught_up.wait() for f in followers))),
+                asyncio.ensure_future(asyncio.gather(*(e.wait() for e in replayed))),
             }
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for w in waits:
@@ -185,6 +240,8 @@ class HealthReconciler:
                     await polling
             for f in followers:
                 await f.stop()
+            for r in self._reflectors:
+                await r.stop()
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         timeout = None
@@ -230,7 +287,12 @@ class HealthReconciler:
         In a span caused by the message that touched the Service last: the
         end of that change's trace, whose id the Event carries.
         """
-        origin = self._origin.get(key)
+        quiet = key in self._quiet
+        self._quiet.discard(key)
+        if quiet and not await self._needs_write(key):
+            return
+        # Put right after someone else's change: a trace of its own, no message caused it.
+        origin = None if quiet else self._origin.get(key)
         with tracing.handling(f"status {self._describe(key)}", origin.headers if origin else None,
                               {"k8s.namespace.name": key[0], "k8s.service.name": key[1]},
                               redelivered=bool(origin and origin.redelivered)) as span:
@@ -238,35 +300,38 @@ class HealthReconciler:
         if self.gates is not None and key in self._ready:
             await self.gates.open(key, self._ready[key])
 
+    async def _needs_write(self, key: SvcKey) -> bool:
+        service = await self._fetch(key, fresh=False)
+        return service is not None and self._plan(key, service).patch is not None
+
+    async def _fetch(self, key: SvcKey, *, fresh: bool) -> dict[str, Any] | None:
+        """The object as the cache has it, or (``fresh``, or no cache) as a GET reads it."""
+        if self.services is None:
+            return await asyncio.to_thread(self._read, key)
+        if fresh:
+            service = await asyncio.to_thread(self._read, key)
+            if service is not None:
+                self.services.fresher(service)
+            return service
+        return self.services.get(key)
+
     # The object-specific steps; a subclass (Gateway API status) overrides these.
     def _describe(self, key: SvcKey) -> str:
         return f"Service {key[0]}/{key[1]}"
 
     def _read(self, key: SvcKey) -> dict[str, Any] | None:
-        """The Service, and its namespace's labels when a selector needs them (read at most every
-        NS_LABELS_SECONDS; in a thread)."""
-        service = self.writer.get(*key)
-        if service is not None:
-            self._namespace_labels(key[0])
-        return service
+        """The Service, read with a GET (in a thread)."""
+        return self.writer.get(*key)
 
     def _namespace_labels(self, namespace: str) -> dict[str, str] | None:
-        if not self.cfg.AKOSettings.namespaceSelector.labelKey:
+        """The namespace's labels as watched, {} once it is gone; None without a selector (not needed)."""
+        if self.namespaces is None:
             return None
-        now = time.monotonic()
-        at, labels = self._ns_labels.get(namespace, (-NS_LABELS_SECONDS, {}))
-        if now - at >= NS_LABELS_SECONDS:
-            try:
-                labels = self.writer.namespace_labels(namespace)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-                labels = {}  # gone: selects nothing
-            self._ns_labels[namespace] = (now, labels)
-        return labels
+        ns = self.namespaces.get(("", namespace))
+        return dict((ns or {}).get("metadata", {}).get("labels") or {})
 
     def _ours(self, key: SvcKey, service: dict[str, Any]) -> bool:
-        """The Service as just read is one albus handles (the translator's rule, on fresh objects)."""
+        """The Service, as the cache has it, is one albus handles (the translator's rule)."""
         return ownership.ours(service, self.cfg, self._namespace_labels(key[0]))
 
     def _plan(self, key: SvcKey, obj: dict[str, Any]) -> Plan:
@@ -282,27 +347,32 @@ class HealthReconciler:
                 self.poller.view.want_members(key, ready.watch_members)
         return plan(obj, want, rfc3339(), ready, ours=True)
 
-    def _write(self, key: SvcKey, patch: dict[str, Any]) -> None:
-        self.writer.patch_status(key[0], key[1], patch)
+    def _write(self, key: SvcKey, patch: dict[str, Any]) -> dict[str, Any] | None:
+        """The write; the object as written when the API server answers with it."""
+        return self.writer.patch_status(key[0], key[1], patch)
 
     def _announce(self, obj: dict[str, Any], ev: EventSpec) -> None:
         self.writer.event(obj, ev)
 
     async def _reconcile(self, key: SvcKey, span: Span) -> None:
+        fresh = False
         for _ in range(_CONFLICT_RETRIES):
-            service = await asyncio.to_thread(self._read, key)
+            service = await self._fetch(key, fresh=fresh)
             if service is None:
                 return  # gone: nothing to report on
             p = self._plan(key, service)
             if p.patch is None:
                 return
             try:
-                await asyncio.to_thread(self._write, key, p.patch)
+                written = await asyncio.to_thread(self._write, key, p.patch)
             except ApiException as exc:
                 if exc.status == 409:
                     span.add_event("albus.conflict")
+                    fresh = True  # the cache is behind: read the Service itself
                     continue
                 raise
+            if written and self.services is not None:
+                self.services.fresher(written)
             span.set_attribute("albus.status_written", True)
             # Only after the status records the transition, so a retry or a
             # replay finds it recorded and announces nothing again.

@@ -10,43 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
-from services.common import kube, readiness_gate, tls_secrets
+from services.common import readiness_gate, tls_secrets
+from services.common.reflector import KindSpec, custom_lister, path_lister
 from services.common.sealing import Keyring
 from services.watcher import trim
-
-# A function that lists (or, with watch=True, watches) every object of a kind;
-# it takes the client's list keyword arguments.
-ListFunc = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    kind: str
-    api_version: str  # group/version, for logs and documentation
-    namespaced: bool
-    lister: Callable[[Any], ListFunc]  # ApiClient -> list function
-    trim: trim.Trim
-    # A CRD that may not be installed: a 404 lists as empty and is retried later.
-    optional: bool = False
-    # Only objects (untrimmed) passing this are published; one that stops passing gets a tombstone.
-    relevant: Callable[[dict[str, Any]], bool] | None = None
-
-
-def path_lister(path: str) -> Callable[[Any], ListFunc]:
-    """List and watch the collection at ``path`` across namespaces (see :func:`kube.list_raw`)."""
-    def lister(api: Any) -> ListFunc:
-        return functools.partial(kube.list_raw, api, path)
-
-    return lister
-
-
-def custom_lister(group: str, version: str, plural: str) -> Callable[[Any], ListFunc]:
-    return path_lister(f"/apis/{group}/{version}/{plural}")
-
 
 SERVICE = KindSpec(
     kind="Service", api_version="v1", namespaced=True,
@@ -110,10 +79,8 @@ TLS_ROUTE = gateway_api("TLSRoute", "tlsroutes", version="v1alpha2")
 
 def tls_secret_kind(keyring: Keyring) -> KindSpec:
     """Secrets of type kubernetes.io/tls only (a field selector: no other Secret reaches albus), keys sealed."""
-    def lister(api: Any) -> ListFunc:
-        return functools.partial(kube.list_raw, api, "/api/v1/secrets", field_selector=tls_secrets.FIELD_SELECTOR)
-
-    return KindSpec(kind="Secret", api_version="v1", namespaced=True, lister=lister,
+    return KindSpec(kind="Secret", api_version="v1", namespaced=True,
+                    lister=path_lister("/api/v1/secrets", field_selector=tls_secrets.FIELD_SELECTOR),
                     trim=functools.partial(tls_secrets.trim, keyring=keyring))
 
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from services.common import subjects
 from services.common.bus import Delivery
 from services.common.contracts import KubeObject, decode
-from services.watcher.trim import Obj, fingerprint
-
-Key = tuple[str, str]  # (namespace or "", name)
+from services.common.reflector import Key, Obj, key_of
+from services.watcher.trim import fingerprint
 
 
 @dataclass(frozen=True)
@@ -26,11 +25,6 @@ class Seen:
     uid: str
     resource_version: str
     fingerprint: str
-
-
-def key_of(obj: Obj) -> Key:
-    meta = obj.get("metadata") or {}
-    return (str(meta.get("namespace") or ""), str(meta["name"]))
 
 
 def seen_of(trimmed: Obj) -> Seen:

@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from services.common import kube, probes, subjects
 from services.common.bus import Bus
 from services.common.config import Config, ConfigError
+from services.common.reflector import KindSpec
 from services.common.resync import Resync, Round, set_when_any, unless_stopped
 from services.common.sealing import Keyring
 from services.common.service_main import service_main
 from services.watcher import metrics
-from services.watcher.kinds import KINDS, KindSpec, with_keyring
+from services.watcher.kinds import KINDS, with_keyring
 from services.watcher.lease import LeaderElector, LeaseTiming, default_identity, lease_name
 from services.watcher.reflectors import ReflectorSet
 
@@ -117,7 +118,7 @@ def watch(bus: Bus, elector: LeaderElector, current: list[ReflectorSet]) -> None
     probes.READINESS.require("reflecting", reflecting)
     metrics.LEADER.set_function(lambda: float(elector.is_leader))
     metrics.KINDS_LISTED.set_function(
-        lambda: sum(1 for t in current for r in t.reflectors.values() if r.publisher.relists > 0))
+        lambda: sum(1 for t in current for p in t.publishers.values() if p.relists > 0))
 
 
 async def _answer_when_listed(term: ReflectorSet, resync: Resync, rnd: Round) -> None:

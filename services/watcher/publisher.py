@@ -12,8 +12,8 @@ import logging
 from services.common import subjects, tracing
 from services.common.bus import TOMBSTONE_TTL_SECONDS, Bus
 from services.common.contracts import KindSynced, KubeObject
-from services.watcher.known import Key, Seen, key_of, plan_relist, seen_of
-from services.watcher.trim import Obj
+from services.common.reflector import Key, Obj, key_of
+from services.watcher.known import Seen, plan_relist, seen_of
 
 log = logging.getLogger(__name__)
 

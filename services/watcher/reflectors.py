@@ -22,10 +22,10 @@ from typing import Any
 from services.common import subjects
 from services.common.bus import Bus
 from services.common.incarnation import incarnation as stream_incarnation
-from services.watcher.kinds import KINDS, KindSpec
+from services.common.reflector import KindSpec, Reflector
+from services.watcher.kinds import KINDS
 from services.watcher.known import known_from_stream
 from services.watcher.publisher import KindPublisher
-from services.watcher.reflector import Reflector
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class ReflectorSet:
         self.epoch = uuid.uuid4().hex
         self.incarnation = incarnation
         self.reflectors: dict[str, Reflector] = {}
+        self.publishers: dict[str, KindPublisher] = {}
 
     async def start(self) -> None:
         # The incarnation before the state: if the stream is replaced in
@@ -63,12 +64,13 @@ class ReflectorSet:
                                       self.incarnation)
             r = Reflector(spec, self.api, publisher, loop, watch_timeout=self.watch_timeout)
             self.reflectors[spec.kind] = r
+            self.publishers[spec.kind] = publisher
             r.start()
         log.info("watching %s for cluster %s (epoch %s)", ", ".join(self.reflectors), self.cluster, self.epoch)
 
     def listed(self) -> bool:
         """Every kind has been listed and published (with its synced marker) at least once this term."""
-        return bool(self.reflectors) and all(r.publisher.relists > 0 for r in self.reflectors.values())
+        return bool(self.reflectors) and all(p.relists > 0 for p in self.publishers.values())
 
     async def stop(self) -> None:
         await asyncio.gather(*(r.stop() for r in self.reflectors.values()))

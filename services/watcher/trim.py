@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from typing import Any
 
 from services.common import readiness_gate, tls_secrets
-
-Obj = dict[str, Any]
-Trim = Callable[[Obj], Obj]
+from services.common.reflector import Obj
 
 # kubectl's copy of the whole object: large, and never an input to translation.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"

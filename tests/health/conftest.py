@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from health_helpers import Kube, Publisher, cluster_role
@@ -20,6 +21,16 @@ from services.common.config import Config, parse_config
 def health_kubeconfig(control_plane: ControlPlane) -> Path:
     """An identity bound to exactly the albus-health ClusterRole."""
     return control_plane.kubeconfig_for("albus-health-test", cluster_role("albus-health"))
+
+
+@pytest.fixture
+def health_api(control_plane: ControlPlane, health_kubeconfig: Path) -> Iterator[Any]:
+    """An API client with health's identity (the albus-health ClusterRole)."""
+    api = control_plane.kube_client(health_kubeconfig)
+    try:
+        yield api
+    finally:
+        api.close()
 
 
 @pytest.fixture

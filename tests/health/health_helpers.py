@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,7 +14,9 @@ import yaml
 from albus.controlplane.launcher import ControlPlane
 from services.common import subjects
 from services.common.bus import Bus
+from services.common.config import Config
 from services.common.contracts import ApplyOutcome, ObjRef, Problem, SourceReport, VsTree
+from services.health.reconciler import HealthReconciler
 
 RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac" / "clusterrole.yaml"
 CONDITION = "albus.io/LoadBalancerProgrammed"
@@ -39,6 +42,19 @@ async def wait_for(probe: Callable[[], Awaitable[T | None]], timeout: float, wha
         await asyncio.sleep(0.1)
 
 
+@asynccontextmanager
+async def reconciler(api: Any, bus: Bus, cluster: str, cfg: Config | None = None) -> AsyncIterator[HealthReconciler]:
+    """Health's Service loop alone, running until the block ends."""
+    stop = asyncio.Event()
+    r = HealthReconciler(api, bus, cluster, "health-test", cfg=cfg)
+    task = asyncio.create_task(r.run(stop))
+    try:
+        yield r
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
 class Kube:
     """Admin requests to the control plane, off the event loop."""
 
@@ -56,6 +72,12 @@ class Kube:
 
     async def service(self, ns: str, name: str) -> dict[str, Any]:
         return await self.call("GET", f"/api/v1/namespaces/{ns}/services/{name}")
+
+    async def listed_service(self, ns: str, name: str) -> dict[str, Any]:
+        """The Service read with a LIST (so a test counting the API server's GETs of Services adds none)."""
+        items = (await self.call("GET", f"/api/v1/namespaces/{ns}/services?fieldSelector=metadata.name%3D{name}"))
+        [svc] = items["items"]
+        return dict(svc)
 
     async def events(self, ns: str, name: str) -> list[dict[str, Any]]:
         items = (await self.call("GET", f"/apis/events.k8s.io/v1/namespaces/{ns}/events"))["items"]

@@ -9,19 +9,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
-from health_helpers import Kube, Publisher, condition, ips, wait_for
+from health_helpers import Kube, Publisher, condition, ips, reconciler, wait_for
 
-from albus.controlplane.launcher import ControlPlane
 from services.common import subjects
 from services.common.bus import Bus
 from services.common.config import Config
 from services.common.contracts import ApplyOutcome, ObjRef
 from services.health.main import run
-from services.health.reconciler import HealthReconciler
 
 pytestmark = pytest.mark.k8s
 
@@ -32,18 +29,6 @@ async def running_health(cfg: Config) -> AsyncIterator[None]:
     task = asyncio.create_task(run(cfg, stop, identity="health-test"))
     try:
         yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-@asynccontextmanager
-async def reconciler(api: Any, bus: Bus, cluster: str) -> AsyncIterator[HealthReconciler]:
-    stop = asyncio.Event()
-    r = HealthReconciler(api, bus, cluster, "health-test")
-    task = asyncio.create_task(r.run(stop))
-    try:
-        yield r
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
@@ -152,37 +137,31 @@ async def test_report_problem_sets_condition_and_warning_and_clears(
 
 
 async def test_replay_after_restart_writes_nothing(
-    health_kubeconfig: Path, control_plane: ControlPlane, bus: Bus, cluster: str,
-    kube: Kube, publish: Publisher, kube_namespace: str,
+    health_api: Any, bus: Bus, cluster: str, kube: Kube, publish: Publisher, kube_namespace: str,
 ) -> None:
     ns = kube_namespace
     await kube.create_lb_service(ns, "ok")
     await kube.create_lb_service(ns, "bad")
     await publish.outcome(ns, "ok", vips=("10.10.0.7",))
     await publish.outcome(ns, "bad", ok=False, error="VIP network exhausted")
-    api: Any = control_plane.kube_client(health_kubeconfig)
-    try:
-        async with reconciler(api, bus, cluster) as first:
-            await asyncio.wait_for(first.settled.wait(), 30)
-            # ok: Synced (its VIP in it); bad: SyncFailed.
-            assert first.writer.status_writes == 2 and first.writer.events_written == 2
-        before = {name: await kube.service(ns, name) for name in ("ok", "bad")}
-        events_before = [len(await kube.events(ns, name)) for name in ("ok", "bad")]
-        assert events_before == [1, 1]
+    async with reconciler(health_api, bus, cluster) as first:
+        await asyncio.wait_for(first.settled.wait(), 30)
+        # ok: Synced (its VIP in it); bad: SyncFailed.
+        assert first.writer.status_writes == 2 and first.writer.events_written == 2
+    before = {name: await kube.service(ns, name) for name in ("ok", "bad")}
+    events_before = [len(await kube.events(ns, name)) for name in ("ok", "bad")]
+    assert events_before == [1, 1]
 
-        async with reconciler(api, bus, cluster) as second:
-            await asyncio.wait_for(second.settled.wait(), 30)
-            assert second.writer.status_writes == 0 and second.writer.events_written == 0
-        for name, svc in before.items():
-            assert (await kube.service(ns, name))["metadata"]["resourceVersion"] == svc["metadata"]["resourceVersion"]
-        assert [len(await kube.events(ns, name)) for name in ("ok", "bad")] == events_before
-    finally:
-        api.close()
+    async with reconciler(health_api, bus, cluster) as second:
+        await asyncio.wait_for(second.settled.wait(), 30)
+        assert second.writer.status_writes == 0 and second.writer.events_written == 0
+    for name, svc in before.items():
+        assert (await kube.service(ns, name))["metadata"]["resourceVersion"] == svc["metadata"]["resourceVersion"]
+    assert [len(await kube.events(ns, name)) for name in ("ok", "bad")] == events_before
 
 
 async def test_a_tree_without_outcome_is_vip_pending_and_a_restart_does_not_flap(
-    health_kubeconfig: Path, control_plane: ControlPlane, bus: Bus, cluster: str,
-    kube: Kube, publish: Publisher, kube_namespace: str,
+    health_api: Any, bus: Bus, cluster: str, kube: Kube, publish: Publisher, kube_namespace: str,
 ) -> None:
     """Level-based VipPending: from the trees and outcomes replayed, once per transition, never on a missing outcome."""
     ns = kube_namespace
@@ -191,43 +170,39 @@ async def test_a_tree_without_outcome_is_vip_pending_and_a_restart_does_not_flap
         await publish.tree(ns, name)
     await publish.outcome(ns, "done", vips=("10.10.0.7",))
     await publish.outcome(ns, "lost", vips=("10.10.0.8",))
-    api: Any = control_plane.kube_client(health_kubeconfig)
-    try:
-        async with reconciler(api, bus, cluster) as first:
-            await asyncio.wait_for(first.settled.wait(), 30)
-            assert first.writer.status_writes == 3
-        new = condition(await kube.service(ns, "new"))
-        assert new is not None and (new["status"], new["reason"]) == ("False", "VipPending"), new
-        assert new["message"] == f"virtualservice {cluster}--{ns}-new not applied yet"
-        assert ips(await kube.service(ns, "new")) == [] and await kube.events(ns, "new") == []
-        for name in ("done", "lost"):
-            c = condition(await kube.service(ns, name))
-            assert c is not None and c["reason"] == "Programmed", (name, c)
-        before = {name: (await kube.service(ns, name))["metadata"]["resourceVersion"]
-                  for name in ("new", "done", "lost")}
+    async with reconciler(health_api, bus, cluster) as first:
+        await asyncio.wait_for(first.settled.wait(), 30)
+        assert first.writer.status_writes == 3
+    new = condition(await kube.service(ns, "new"))
+    assert new is not None and (new["status"], new["reason"]) == ("False", "VipPending"), new
+    assert new["message"] == f"virtualservice {cluster}--{ns}-new not applied yet"
+    assert ips(await kube.service(ns, "new")) == [] and await kube.events(ns, "new") == []
+    for name in ("done", "lost"):
+        c = condition(await kube.service(ns, name))
+        assert c is not None and c["reason"] == "Programmed", (name, c)
+    before = {name: (await kube.service(ns, name))["metadata"]["resourceVersion"]
+              for name in ("new", "done", "lost")}
 
-        # A restart with lost's outcome gone from the stream (NATS's data lost, the syncer not yet back):
-        # the replayed view lacks it, lost keeps what it says; done and new are as the bus says.
-        await publish.lose_outcome(ns, "lost")
-        async with reconciler(api, bus, cluster) as second:
-            await asyncio.wait_for(second.settled.wait(), 30)
-            assert second.writer.status_writes == 0 and second.writer.events_written == 0
-            assert {name: (await kube.service(ns, name))["metadata"]["resourceVersion"]
-                    for name in ("new", "done", "lost")} == before
+    # A restart with lost's outcome gone from the stream (NATS's data lost, the syncer not yet back):
+    # the replayed view lacks it, lost keeps what it says; done and new are as the bus says.
+    await publish.lose_outcome(ns, "lost")
+    async with reconciler(health_api, bus, cluster) as second:
+        await asyncio.wait_for(second.settled.wait(), 30)
+        assert second.writer.status_writes == 0 and second.writer.events_written == 0
+        assert {name: (await kube.service(ns, name))["metadata"]["resourceVersion"]
+                for name in ("new", "done", "lost")} == before
 
-            # The syncer answers: new turns Programmed, in one write.
-            await publish.outcome(ns, "new", vips=("10.10.0.9",))
+        # The syncer answers: new turns Programmed, in one write.
+        await publish.outcome(ns, "new", vips=("10.10.0.9",))
 
-            async def new_programmed() -> dict[str, Any] | None:
-                svc = await kube.service(ns, "new")
-                c = condition(svc)
-                return svc if c and c["status"] == "True" and ips(svc) == ["10.10.0.9"] else None
+        async def new_programmed() -> dict[str, Any] | None:
+            svc = await kube.service(ns, "new")
+            c = condition(svc)
+            return svc if c and c["status"] == "True" and ips(svc) == ["10.10.0.9"] else None
 
-            await wait_for(new_programmed, 30, "new Programmed")
-            await asyncio.wait_for(second.settled.wait(), 30)
-            assert second.writer.status_writes == 1
-    finally:
-        api.close()
+        await wait_for(new_programmed, 30, "new Programmed")
+        await asyncio.wait_for(second.settled.wait(), 30)
+        assert second.writer.status_writes == 1
 
 
 async def test_an_ingress_whose_vs_failed_to_apply_gets_a_warning_then_its_vip(

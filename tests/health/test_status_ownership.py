@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-from kubernetes.client.exceptions import ApiException
-
 from services.common import service_ownership as ownership
 from services.common.config import Config
 from services.common.contracts import ApplyOutcome, KubeObject, ObjRef
-from services.health import reconciler as rec
 from services.health.conditions import CONDITION_TYPE
 from services.health.desired import HealthState
 from services.health.endpoint_pods import EndpointPods
@@ -116,32 +112,3 @@ def test_ownership_rule() -> None:
     assert ownership.ours(joined, cfg, {"lb": "albus"})
     no_default = Config.model_validate({"L4Settings": {"defaultLBController": False}})
     assert not ownership.ours(lb, no_default, None)
-
-
-def test_a_namespace_read_serves_two_seconds_then_a_relabel_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Health's check of the namespace selector under steady load (a drain that never ends): the labels
-    are read again once NS_LABELS_SECONDS have passed, so an unlabelled namespace stops albus's writes."""
-    cfg = Config.model_validate({"AKOSettings": {"namespaceSelector": {"labelKey": "lb", "labelValue": "albus"}}})
-    r = rec.HealthReconciler(None, None, "c", "test", cfg=cfg)  # type: ignore[arg-type]
-    labels: dict[str, dict[str, str]] = {"shop": {"lb": "albus"}}
-    reads: list[str] = []
-
-    def namespace_labels(ns: str) -> dict[str, str]:
-        reads.append(ns)
-        if ns not in labels:
-            raise ApiException(status=404)
-        return dict(labels[ns])
-
-    now = [100.0]
-    monkeypatch.setattr(r.writer, "namespace_labels", namespace_labels)
-    monkeypatch.setattr(rec.time, "monotonic", lambda: now[0])
-    svc = {"metadata": {"name": "web", "namespace": "shop"}, "spec": {"type": "LoadBalancer"}}
-    assert r._ours(("shop", "web"), svc) and reads == ["shop"]
-    labels["shop"] = {}  # unlabelled
-    now[0] += rec.NS_LABELS_SECONDS - 0.5
-    assert r._ours(("shop", "web"), svc) and reads == ["shop"]  # within the window: one read served
-    now[0] += 0.5
-    assert not r._ours(("shop", "web"), svc) and reads == ["shop", "shop"]
-    del labels["shop"]  # deleted: selects nothing
-    now[0] += rec.NS_LABELS_SECONDS
-    assert not r._ours(("shop", "web"), svc) and reads == ["shop"] * 3

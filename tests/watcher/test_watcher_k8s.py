@@ -19,7 +19,8 @@ from albus.controlplane.launcher import ControlPlane
 from services.common.bus import Bus
 from services.common.config import Config
 from services.common.contracts import KindSynced, KubeObject
-from services.watcher.kinds import SERVICE, KindSpec, custom_lister
+from services.common.reflector import KindSpec, custom_lister
+from services.watcher.kinds import SERVICE
 from services.watcher.lease import LeaseTiming, lease_name
 from services.watcher.main import run
 from services.watcher.reflectors import ReflectorSet

@@ -1,9 +1,11 @@
 """A reflector: list a kind, then watch it from the list's resourceVersion.
 
 The official client blocks, so each reflector runs in a thread of its own and
-hands every list and event to its :class:`~services.watcher.publisher.KindPublisher`
-on the asyncio loop, waiting for the publish to be acknowledged before it
-reads on: per kind, the bus sees changes in the order the API server sent them.
+hands every list and event to its :class:`Sink` on the asyncio loop, waiting
+for the sink's step to finish before it reads on: the sink sees changes in the
+order the API server sent them. The watcher's sink publishes to the bus
+(``services.watcher.publisher``); health's keeps the Services it writes status
+on (``services.common.object_cache``).
 
 Recovery, as client-go's reflector does it:
 
@@ -11,9 +13,10 @@ Recovery, as client-go's reflector does it:
   again from the last resourceVersion seen (events and bookmarks both advance
   it), with exponential back-off when it failed;
 * ``410 Gone`` (the resourceVersion was compacted away, or a list's continue
-  token expired): list again; the publisher turns the new list into snapshots
-  plus tombstones for exactly what disappeared;
-* a publish failed: list again after back-off, so nothing the bus missed is lost;
+  token expired): list again; the sink gets the whole new list and works out
+  what disappeared;
+* a sink step failed (a publish was refused): list again after back-off, so
+  nothing the sink missed is lost;
 * an optional kind (a CRD) is not served: it lists as empty, is looked for
   again every ``absent_retry`` seconds.
 """
@@ -22,22 +25,74 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import random
 import threading
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
+from services.common import kube
 from services.common.kube import read_json
-from services.watcher.kinds import KindSpec
-from services.watcher.known import key_of
-from services.watcher.publisher import KindPublisher
-from services.watcher.trim import Obj
 
 log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]  # an object in its JSON shape (camelCase, metadata/spec/status)
+Trim = Callable[[Obj], Obj]
+Key = tuple[str, str]  # (namespace or "", name)
+# A function that lists (or, with watch=True, watches) every object of a kind;
+# it takes the client's list keyword arguments.
+ListFunc = Callable[..., Any]
+
+
+def key_of(obj: Obj) -> Key:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta["name"]))
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    kind: str
+    api_version: str  # group/version, for logs and documentation
+    namespaced: bool
+    lister: Callable[[Any], ListFunc]  # ApiClient -> list function
+    trim: Trim
+    # A CRD that may not be installed: a 404 lists as empty and is retried later.
+    optional: bool = False
+    # Only objects (untrimmed) passing this reach the sink; one that stops passing is forgotten.
+    relevant: Callable[[dict[str, Any]], bool] | None = None
+
+
+def path_lister(path: str, **query: Any) -> Callable[[Any], ListFunc]:
+    """List and watch the collection at ``path`` across namespaces (see :func:`kube.list_raw`)."""
+    def lister(api: Any) -> ListFunc:
+        return functools.partial(kube.list_raw, api, path, **query)
+
+    return lister
+
+
+def custom_lister(group: str, version: str, plural: str) -> Callable[[Any], ListFunc]:
+    return path_lister(f"/apis/{group}/{version}/{plural}")
+
+
+class Sink(Protocol):
+    """Where a reflector delivers, on the event loop, one step at a time."""
+
+    async def relist(self, listed: list[Obj], resource_version: str) -> None:
+        """Every relevant object, trimmed, as of ``resource_version`` ("" for an optional kind not served)."""
+
+    async def upsert(self, trimmed: Obj) -> None:
+        """An object was added or changed."""
+
+    async def delete(self, key: Key, uid: str, resource_version: str) -> None:
+        """An object was deleted."""
+
+    async def forget(self, key: Key, uid: str, resource_version: str) -> None:
+        """An object was deleted or stopped being relevant (it may never have been delivered)."""
 
 
 class _RawWatch(watch.Watch):
@@ -58,7 +113,7 @@ class _Stopped(Exception):
     pass
 
 
-class _PublishFailed(Exception):
+class _SinkFailed(Exception):
     pass
 
 
@@ -67,7 +122,7 @@ class Reflector:
         self,
         spec: KindSpec,
         api: Any,
-        publisher: KindPublisher,
+        sink: Sink,
         loop: asyncio.AbstractEventLoop,
         *,
         watch_timeout: int = 300,
@@ -78,7 +133,7 @@ class Reflector:
     ) -> None:
         self.spec = spec
         self.list_func = spec.lister(api)
-        self.publisher = publisher
+        self.sink = sink
         self.loop = loop
         self.watch_timeout = watch_timeout
         self.page_size = page_size
@@ -146,8 +201,8 @@ class Reflector:
                     continue
                 log.warning("%s: API error %s %s: %s; retrying in %.1fs",
                             self.kind, exc.status, exc.reason, str(exc.body or "")[:300], delay)
-            except _PublishFailed as exc:
-                log.warning("%s: publish failed (%s); relisting in %.1fs", self.kind, exc.__cause__, delay)
+            except _SinkFailed as exc:
+                log.warning("%s: delivery failed (%s); relisting in %.1fs", self.kind, exc.__cause__, delay)
                 self.resource_version = None
             except Exception as exc:
                 if stopping.is_set():
@@ -157,7 +212,7 @@ class Reflector:
             delay = min(delay * 2, self.backoff_max)
 
     def _call(self, coro: Coroutine[Any, Any, None], stopping: threading.Event) -> None:
-        """Run a publisher step on the loop and wait for it (the thread's back-pressure)."""
+        """Run a sink step on the loop and wait for it (the thread's back-pressure)."""
         fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
         while True:
             try:
@@ -170,10 +225,10 @@ class Reflector:
             except concurrent.futures.CancelledError:
                 raise _Stopped() from None
             except Exception as exc:
-                raise _PublishFailed(str(exc)) from exc
+                raise _SinkFailed(str(exc)) from exc
 
     def _list(self, stopping: threading.Event) -> bool:
-        """List and publish; False when an optional kind is not served."""
+        """List and hand the list to the sink; False when an optional kind is not served."""
         items: list[Obj] = []
         cont: str | None = None
         while True:
@@ -200,7 +255,7 @@ class Reflector:
         if self.absent:
             log.info("%s (%s) is served now", self.kind, self.spec.api_version)
             self.absent = False
-        self._call(self.publisher.relist(items, rv), stopping)
+        self._call(self.sink.relist(items, rv), stopping)
         self.resource_version = rv
         return True
 
@@ -210,7 +265,7 @@ class Reflector:
                 "%s (%s) is not served (CRD not installed?): treating it as empty, looking again every %.0fs",
                 self.kind, self.spec.api_version, self.absent_retry,
             )
-            self._call(self.publisher.relist([], ""), stopping)
+            self._call(self.sink.relist([], ""), stopping)
             self.absent = True
 
     def _watch_once(self, stopping: threading.Event) -> None:
@@ -246,14 +301,14 @@ class Reflector:
         uid = str(meta.get("uid") or "")
         relevant = self.spec.relevant
         if kind in ("ADDED", "MODIFIED") and (relevant is None or relevant(obj)):
-            self._call(self.publisher.upsert(self.spec.trim(obj)), stopping)
+            self._call(self.sink.upsert(self.spec.trim(obj)), stopping)
         elif kind in ("ADDED", "MODIFIED"):
-            # Not (or no longer) relevant: a tombstone only if it was published.
-            self._call(self.publisher.forget(key_of(obj), uid, rv), stopping)
+            # Not (or no longer) relevant: the sink forgets it if it had it.
+            self._call(self.sink.forget(key_of(obj), uid, rv), stopping)
         elif kind == "DELETED" and relevant is not None:
-            self._call(self.publisher.forget(key_of(obj), uid, rv), stopping)
+            self._call(self.sink.forget(key_of(obj), uid, rv), stopping)
         elif kind == "DELETED":
-            self._call(self.publisher.delete(key_of(obj), uid, rv), stopping)
+            self._call(self.sink.delete(key_of(obj), uid, rv), stopping)
         elif kind != "BOOKMARK":
             log.warning("%s: unexpected watch event %r", self.kind, kind)
             return
