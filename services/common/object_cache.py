@@ -6,12 +6,13 @@ calls ``on_change`` with the object's key, so whoever reads from the cache
 looks again at an object someone else changed.
 
 Our own writes: the API server answers a write with the object as written,
-and the watch shows it tens of milliseconds later. :meth:`wrote` keeps that
-answer (or an object read afresh after a 409) until the watch catches up, so
-a reconcile in between reads what was just written, not the object before it
-(whose resourceVersion would make the next conditional write fail with 409). Telling which of two copies is newer
-compares resourceVersions as integers, which the API treats as opaque; etcd's
-are integers, and a wrong guess costs only a 409 and a fresh read.
+and the watch shows it tens of milliseconds later. :meth:`ObjectCache.fresher`
+keeps that answer (or an object read afresh after a 409) until the watch
+catches up, so a reconcile in between reads what was just written, not the
+object before it (whose resourceVersion would make the next conditional
+write fail with 409). Telling which of two copies is newer compares
+resourceVersions as integers, which the API treats as opaque; etcd's are
+integers, and a wrong guess costs only a 409 and a fresh read.
 """
 
 from __future__ import annotations
@@ -56,10 +57,6 @@ class ObjectCache:
         self._objects: dict[Key, _Stored] = {}
         self._written: dict[Key, _Stored] = {}  # objects newer than the watch has shown (fresher())
         self.listed = asyncio.Event()  # set by the first complete list
-        self.relists = 0
-
-    def __len__(self) -> int:
-        return len(self._objects)
 
     def get(self, key: Key) -> Obj | None:
         seen = self._objects.get(key)
@@ -83,7 +80,6 @@ class ObjectCache:
         before = set(self._objects)
         self._objects = {key_of(obj): _Stored.of(obj) for obj in listed}
         self._written.clear()  # the list is at least as new as any write answered before it
-        self.relists += 1
         self.listed.set()
         for key in before | set(self._objects):
             self.on_change(key)
