@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+import shutil
 import ssl
 import subprocess
 import sys
@@ -52,6 +53,7 @@ class SimServer:
         self.password = password
         self.https = https
         self._cert_dir = Path(cert_dir) if cert_dir else None
+        self._temp_cert_dir: Path | None = None  # made by start() when no cert_dir was given; stop() removes it
         self.state_file = Path(state_file) if state_file else None
         self.ctl = Controller(Config(username=username, password=password, allow_basic_auth=allow_basic_auth,
                                      secure_cookies=https))
@@ -92,7 +94,9 @@ class SimServer:
         self._populate()
         ctx: ssl.SSLContext | None = None
         if self.https:
-            d = self._cert_dir or Path(tempfile.mkdtemp(prefix="albus-sim-tls-"))
+            d = self._cert_dir
+            if d is None:
+                d = self._temp_cert_dir = Path(tempfile.mkdtemp(prefix="albus-sim-tls-"))
             cpath, kpath = certs.self_signed([self.host, "localhost"], d)
             self.cert_path = cpath
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -125,6 +129,9 @@ class SimServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._temp_cert_dir is not None:  # every test's simulator left one behind in /tmp
+            shutil.rmtree(self._temp_cert_dir, ignore_errors=True)
+            self._temp_cert_dir = None
 
     async def __aenter__(self) -> SimServer:
         await self.start()

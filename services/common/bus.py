@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -415,6 +416,21 @@ class Bus:
             # Through its handler the follower holds what the reader kept (a snapshot's every message):
             # left in the list until the next follow, a syncer's GC held every tree between runs.
             self.followers[:] = [x for x in self.followers if x is not f]
+
+    async def subjects(self, filter_subject: str, timeout: float = 10.0) -> set[str]:
+        """The subjects under ``filter_subject`` holding a message, from the stream's info: no message is
+        read. The server lists at most 100,000 subjects an answer; the rest come by offset."""
+        stream = subjects.stream_of(filter_subject) or await self.js.find_stream_name_by_subject(filter_subject)
+        out: set[str] = set()
+        while True:
+            req = json.dumps({"subjects_filter": filter_subject, "offset": len(out)}).encode()
+            body = json.loads((await self.nc.request(f"$JS.API.STREAM.INFO.{stream}", req, timeout=timeout)).data)
+            if "error" in body:
+                APIError.from_error(body["error"])
+            page = (body.get("state") or {}).get("subjects") or {}
+            out.update(page)
+            if not page or len(out) >= int(body.get("total") or 0):
+                return out
 
     async def last(self, subject: str) -> Delivery | None:
         """The current message on one exact subject, or None."""

@@ -86,10 +86,16 @@ class ObjectCache:
 
     async def upsert(self, trimmed: Obj) -> None:
         key = key_of(trimmed)
+        mine = self._written.pop(key, None)
+        rv = str((trimmed.get("metadata") or {}).get("resourceVersion") or "")
+        if mine is not None and rv and mine.resource_version == rv:
+            # Our own write (or read) coming back: get() served it already and whoever made it planned
+            # against it, so nobody is told. Most events at a start are these, one per status written.
+            self._objects[key] = mine
+            return
         seen = self._objects[key] = _Stored.of(trimmed)
-        mine = self._written.get(key)
-        if mine is not None and not _newer(mine, seen):
-            del self._written[key]
+        if mine is not None and _newer(mine, seen):
+            self._written[key] = mine
         self.on_change(key)
 
     async def delete(self, key: Key, uid: str, resource_version: str) -> None:

@@ -113,7 +113,7 @@ class HealthReconciler:
         # Created by the first run, kept across runs: a resync round's run watches on from where it was.
         self._reflectors: list[Reflector] = []
         # Services marked by their watch alone since their last reconcile: one whose status needs nothing
-        # (most often our own write coming back) is passed over without a span.
+        # (a foreign write already in line with the bus, say) is passed over without a span.
         self._quiet: set[SvcKey] = set()
 
     async def _on_outcome(self, d: Delivery) -> None:

@@ -88,6 +88,13 @@ async def _claims(bus: Bus, cluster: str) -> Claims:
     return out
 
 
+async def _named_tenants(bus: Bus, cluster: str) -> set[str]:
+    """The tenants the cluster's trees are published under, from their subjects alone: reading every tree
+    for them, as well as for the claims, made GC read and decode the whole stream twice."""
+    named = (subjects.parse_avi_tree(s) for s in await bus.subjects(subjects.avi_cluster(cluster)))
+    return {n[1] for n in named if n is not None}
+
+
 async def trusted_marker(bus: Bus, cluster: str) -> tuple[TreesSynced | None, str]:
     """The cluster's ``TreesSynced`` if it vouches for the AVI stream as it is now, else None and why not."""
     d = await bus.last(subjects.trees_synced(cluster))
@@ -121,9 +128,9 @@ async def _collect_garbage(
         report.reason = why
         return report
     cache = applier.cache
-    # Which tenants to look at: configured, seen before, and any a tree names
-    # now (this read only widens the listing; it decides nothing).
-    tenants = set(tenants) | set(cache.tenants()) | (await _claims(bus, cluster)).tenants
+    # Which tenants to look at: configured, seen before, and any a tree's subject names now
+    # (this only widens the listing; it decides nothing).
+    tenants = set(tenants) | set(cache.tenants()) | await _named_tenants(bus, cluster)
     # The cluster's newest tree message before the listing: a complete read of the trees after it
     # holds that message (or a newer one). During a NATS failover a read once came back complete
     # by its own account yet older than that, without the trees of the Services made in the last

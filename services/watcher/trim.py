@@ -4,7 +4,7 @@ Objects keep their JSON shape (camelCase, ``metadata``/``spec``/``status``), so
 the translator reads a trimmed object exactly as it would read the original.
 :func:`fingerprint` digests a trimmed object without its resourceVersion: two
 objects with the same fingerprint translate the same, so the watcher need not
-publish the second (a status write that albus itself made bumps only the
+publish the second (a status write, albus's own or anyone's, bumps only the
 resourceVersion of what it keeps).
 """
 
@@ -54,12 +54,10 @@ def trim_with_spec(obj: Obj) -> Obj:
 
 
 def trim_service(obj: Obj) -> Obj:
-    """Spec plus ``status.loadBalancer`` (the VIPs already given out); conditions are albus's own."""
-    out = trim_with_spec(obj)
-    lb = (obj.get("status") or {}).get("loadBalancer")
-    if lb:
-        out["status"] = {"loadBalancer": lb}
-    return out
+    """Spec only: a Service's status is health's output, never translation's input. Keeping
+    ``status.loadBalancer`` made every VIP health wrote come back through the watcher and the
+    translator as a change (a second message per new Service, for nothing)."""
+    return trim_with_spec(obj)
 
 
 _ENDPOINT_KEEP = ("addresses", "conditions", "hostname", "nodeName", "zone", "targetRef")

@@ -139,6 +139,8 @@ def test_https(sim_factory: Callable[..., SimServer], monkeypatch: pytest.Monkey
         assert api.get_object_by_name("cloud", "Default-Cloud") is not None
     finally:
         ApiSession.clear_cached_sessions()
+    sim.stop_thread()
+    assert not sim.cert_path.exists(), "the certificate's temporary directory goes with the simulator"
 
 
 def test_cli_subprocess(tmp_path: Path) -> None:

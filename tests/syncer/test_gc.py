@@ -123,3 +123,29 @@ async def test_gc_refuses_a_read_of_the_trees_older_than_the_listing(
     assert report.ran and report.deleted == []
     assert len(our_objects(sim_admin, f"{cluster}--default-fresh")) == 4
     await bus.close()
+
+
+async def test_gc_lists_the_tenants_the_trees_subjects_name(
+    fresh_nats: NatsServer, sim: SimServer, sim_admin: SimAdmin, client_factory: list[ControllerClient],
+) -> None:
+    """A replica that never applied in a tenant (another replica's partitions) still collects there: the
+    tenant comes from the tree subjects on the bus, read without reading the trees."""
+    cluster = "gc-t"
+    earlier = make_applier(sim, cluster, client_factory)
+    keep, orphan = l4_tree(cluster, "keep", tenant="team-a"), l4_tree(cluster, "orphan", tenant="team-a")
+    for t in (keep, orphan):
+        assert (await earlier.apply(t)).ok
+    bus = await Bus.connect(fresh_nats.url, "t")
+    await bus.ensure_streams()
+    await bus.publish(subjects.avi_tree(cluster, "team-a", keep.vs_name), keep)
+    await bus.publish(subjects.avi_tree("gc-other", "team-b", "x"), keep)  # another cluster's: not listed
+    assert await bus.subjects(subjects.avi_cluster(cluster)) == {subjects.avi_tree(cluster, "team-a", keep.vs_name)}
+    await bus.publish(subjects.trees_synced(cluster), TreesSynced(
+        cluster=cluster, epoch="e1", vs_names=(keep.vs_name,), incarnation=await incarnation(bus, subjects.STREAM_AVI)))
+    fresh = make_applier(sim, cluster, client_factory)  # its cache has seen no tenant
+    report = await collect_garbage(bus, fresh, cluster, {"admin"}, _fence)
+    await bus.close()
+    assert report.ran, report.reason
+    assert {(t, n) for t, _, n in report.deleted} >= {("team-a", orphan.vs_name)}, report.deleted
+    assert our_objects(sim_admin, f"{cluster}--default-orphan") == []
+    assert len(our_objects(sim_admin, f"{cluster}--default-keep")) == 4

@@ -36,10 +36,14 @@ async def test_our_write_is_read_until_the_watch_shows_it_or_something_newer() -
     await c.upsert(svc("a", "11"))
     assert c.get(("ns", "a")) == svc("a", "12", "10.0.0.1")
     assert changed[-1] == ("ns", "a")
-    # Our write on the watch: the watch's copy from now on, and a later change is not hidden by ours.
+    # Our write on the watch: nobody is told (the writer planned against it), and a later change is
+    # not hidden by ours.
+    changed.clear()
     await c.upsert(svc("a", "12", "10.0.0.1"))
+    assert changed == [] and c.get(("ns", "a")) == svc("a", "12", "10.0.0.1")
     await c.upsert(svc("a", "13", "192.0.2.9"))
     assert c.get(("ns", "a")) == svc("a", "13", "192.0.2.9")
+    assert changed == [("ns", "a")], "someone else's change is news"
 
 
 async def test_an_older_copy_is_never_kept_and_a_relist_or_delete_drops_ours() -> None:
