@@ -421,6 +421,13 @@ def encode(msg: Contract) -> bytes:
     return data
 
 
+def may_contain(raw: bytes, text: str) -> bool:
+    """False when an encoded message surely holds no string ``text`` (any field, any depth); True when it
+    may. Every string is packed the same way wherever it is, so a reader can pass over a message that
+    cannot concern it without decoding it (tests/unit/test_contract_encoding.py)."""
+    return bytes(msgpack.packb(text, use_bin_type=True)) in raw
+
+
 def decode(raw: bytes, expect: type[C]) -> C:
     """Decode and validate; raises ``ValueError`` on a message of another kind or version."""
     env = msgpack.unpackb(raw, raw=False)

@@ -61,6 +61,8 @@ BATCH_SECONDS = 0.1
 class HealthReconciler:
     # Whom each tree serves: a Service with a tree and no outcome is VipPending (a subclass for other kinds: off).
     FOLLOWS_TREES: ClassVar[bool] = True
+    # Apply outcomes: the VIPs (off for a subclass whose status comes from translation alone).
+    FOLLOWS_OUTCOMES: ClassVar[bool] = True
     # Services come from a list-and-watch cache (a subclass reading another kind with a GET: off).
     WATCHES_SERVICES: ClassVar[bool] = True
 
@@ -196,8 +198,9 @@ class HealthReconciler:
             # Before the outcomes: an outcome newer than the trees read is harmless, a tree newer than the
             # outcomes read could look unapplied when its outcome is on the bus.
             followers.append(await self.bus.follow(subjects.avi_cluster(self.cluster), self._on_tree, name="trees"))
-        followers.append(await self.bus.follow(subjects.outcome_cluster(self.cluster), self._on_outcome,
-                                               name="outcomes"))
+        if self.FOLLOWS_OUTCOMES:
+            followers.append(await self.bus.follow(subjects.outcome_cluster(self.cluster), self._on_outcome,
+                                                   name="outcomes"))
         followers.append(await self.bus.follow(subjects.report_cluster(self.cluster), self._on_report, name="reports"))
         polling: asyncio.Task[None] | None = None
         if self.poller is not None:

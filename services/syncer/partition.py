@@ -96,6 +96,14 @@ class PartitionWorker:
         return sum(1 for s in self.slots.values() if s.wake.is_set() or s.busy or s.failures > 0)
 
     @property
+    def applying(self) -> bool:
+        """Trees to read or apply now: the partition not read yet, or a tree waiting or being applied (one
+        waiting for its retry is not: a tree that keeps failing must not hold garbage collection off)."""
+        if self.follower is None or not self.follower.caught_up.is_set():
+            return True
+        return any(s.wake.is_set() or s.busy for s in self.slots.values())
+
+    @property
     def filter_subject(self) -> str:
         # Only this cluster's trees: credentials, owner stamp and GC are per cluster.
         return f"avi.{self.part}.{subjects.esc(self.cluster)}.>"

@@ -48,6 +48,7 @@ class Timing:
     lease_ttl: float = 15.0
     resync: float = 1800.0  # full resync and GC period (AKOSettings.fullSyncFrequency)
     gc_delay: float = 5.0  # first GC this long after holding partition 0
+    gc_patience: float = 300.0  # how long a due GC waits for the trees being applied (a start's thousands)
     retry_base: float = 1.0
     retry_max: float = 120.0
     bucket_suffix: str = ""  # KV buckets of their own (tests with short TTLs)
@@ -222,6 +223,10 @@ class SyncerReplica:
             await self._follow_together(list(self.workers.values()), PartitionWorker.resync)
             self._next_gc = now
         if GC_PARTITION not in self.workers or now < self._next_gc:
+            return
+        # Not while trees wait to be applied, for a while: at a start GC's read of every tree competed with
+        # creating their VSes (the syncer is the start's slowest stage), and an orphan can wait.
+        if now < self._next_gc + self.timing.gc_patience and any(w.applying for w in self.workers.values()):
             return
         self._next_gc = float("inf")  # next with the next resync
         if not await self._gc():

@@ -376,3 +376,30 @@ async def test_an_outcome_unlike_the_last_one_published_is_published_without_rea
     await run.replica.publish(one)  # after a partition is taken, what it published is not trusted
     assert reads == [subj, subj, subj]
     assert decode((await last(subj)).data, ApplyOutcome).checksum == "c1"
+
+
+async def test_gc_waits_for_the_trees_being_applied(
+    nats_server: NatsServer, sim: SimServer, sim_admin: SimAdmin, client_factory: list[ControllerClient],
+    replicas: Callable[..., Awaitable[Running]],
+) -> None:
+    """GC is due moments after partition 0 is held, when a start has thousands of trees to apply: reading
+    every tree for it then slowed their creation. It waits until none is waiting or being applied."""
+    cluster = "rep-gc-wait"
+    assert (await make_applier(sim, cluster, client_factory).apply(l4_tree(cluster, "orphan"))).ok
+    bus = await Bus.connect(nats_server.url, "publisher")
+    await bus.ensure_streams()
+    slow = l4_tree(cluster, "slow")
+    await _publish(bus, slow)
+    await bus.publish(subjects.trees_synced(cluster), TreesSynced(
+        cluster=cluster, epoch="e", vs_names=(slow.vs_name,), incarnation=await incarnation(bus, subjects.STREAM_AVI)))
+    await bus.close()
+    sim_admin.add_fault(method="POST", path="/api/macro", latency_ms=2000, count=1)
+    sim_admin.reset_log()
+    run = await replicas(sim, cluster, "gw")
+    await until(lambda: not our_objects(sim_admin, f"{cluster}--default-orphan"), what="orphan collected")
+    await until(lambda: _outcome(run.bus, slow), what="the slow tree applied")
+    created = [r for r in sim_admin.requests() if r["method"] == "POST" and r["path"].startswith("/api/macro")]
+    deleted = [r for r in sim_admin.requests() if r["method"] == "DELETE"]
+    assert len(created) == 1 and deleted
+    assert min(float(r["start"]) for r in deleted) >= float(created[0]["end"]), "GC ran while a tree was applied"
+    assert run.replica.gc_runs == 1, "and then once, not refused in between"

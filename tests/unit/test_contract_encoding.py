@@ -18,6 +18,7 @@ from services.common.contracts import (
     TreesSynced,
     decode_any,
     encode,
+    may_contain,
 )
 from services.translator.engine import Engine
 from services.translator.offline import as_kube_object
@@ -71,3 +72,20 @@ def test_every_message_encodes_as_its_json_form_did() -> None:
     for m in msgs:
         assert encode(m) == _as_json_dumped(m), type(m).__name__
         assert encode(decode_any(encode(m))) == encode(m)
+
+
+def test_may_contain_finds_a_string_at_any_depth_and_rules_out_only_what_is_absent() -> None:
+    def outcome(*kinds: str) -> bytes:
+        return encode(ApplyOutcome(cluster="c1", tenant="admin", vs_name="v", checksum="x", ok=True,
+                                   sources=tuple(ObjRef(kind=k, namespace="n", name=f"o{i}")
+                                                 for i, k in enumerate(kinds))))
+
+    assert may_contain(outcome("Service", "Gateway"), "Gateway")
+    assert may_contain(outcome("Ingress"), "Ingress")
+    assert not may_contain(outcome("Service"), "Gateway") and not may_contain(outcome("Service"), "Ingress")
+    # A longer string holding the word is not the word (its length is packed before it).
+    named = encode(ApplyOutcome(cluster="c1", tenant="admin", vs_name="MyGateway", checksum="x", ok=True))
+    assert not may_contain(named, "Gateway")
+    # The long form too (msgpack's str 8 past 31 bytes).
+    long_name = "g" * 40
+    assert may_contain(encode(TreesSynced(cluster="c1", epoch="e", vs_names=(long_name,))), long_name)
