@@ -354,16 +354,17 @@ async def test_an_outcome_unlike_the_last_one_published_is_published_without_rea
     reads: list[str] = []
     last = run.replica.bus.last
     subj = subjects.outcome(cluster, "admin", "memo-vs")
+    other = subjects.outcome(cluster, "admin", "made-vs")
 
     async def counted(subject: str) -> Any:
-        if subject == subj:  # the replica reads other subjects too (its resync round)
+        if subject in (subj, other):  # the replica reads other subjects too (its resync round)
             reads.append(subject)
         return await last(subject)
 
     run.replica.bus.last = counted  # type: ignore[method-assign]
-    one = ApplyOutcome(cluster=cluster, tenant="admin", vs_name="memo-vs", checksum="c1", ok=True, writes=1)
-    two = one.model_copy(update={"checksum": "c2"})
-    await run.replica.publish(one)  # nothing known of the subject: read it first
+    one = ApplyOutcome(cluster=cluster, tenant="admin", vs_name="memo-vs", checksum="c1", ok=True, writes=0)
+    two = one.model_copy(update={"checksum": "c2", "writes": 1})
+    await run.replica.publish(one)  # nothing known of the subject, nothing written: read it first
     assert reads == [subj]
     await run.replica.publish(two)  # unlike what this replica published there: no read
     assert reads == [subj]
@@ -376,6 +377,9 @@ async def test_an_outcome_unlike_the_last_one_published_is_published_without_rea
     await run.replica.publish(one)  # after a partition is taken, what it published is not trusted
     assert reads == [subj, subj, subj]
     assert decode((await last(subj)).data, ApplyOutcome).checksum == "c1"
+    # An apply that wrote (a start's creations: new uuids) is news without a read, even unknown.
+    await run.replica.publish(one.model_copy(update={"vs_name": "made-vs", "writes": 1}))
+    assert reads == [subj, subj, subj] and await last(other) is not None
 
 
 async def test_gc_waits_for_the_trees_being_applied(
