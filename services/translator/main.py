@@ -22,11 +22,11 @@ from services.common.config import Config
 from services.common.contracts import KindSynced, KubeObject, SourceReport, TreesSynced, VsTree, decode
 from services.common.resync import Resync, Round, first_of, instance_id, unless_stopped
 from services.common.service_main import service_main
+from services.common.waves import waves
 from services.translator import metrics
 from services.translator.causes import Causes
 from services.translator.engine import Changes, Engine
 from services.translator.published import Published
-from services.translator.waves import waves
 
 log = logging.getLogger("albus.translator")
 

@@ -7,15 +7,19 @@ is redone by the next relist instead of being lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from services.common import subjects, tracing
 from services.common.bus import TOMBSTONE_TTL_SECONDS, Bus
 from services.common.contracts import KindSynced, KubeObject
 from services.common.reflector import Key, Obj, key_of
+from services.common.waves import waves
 from services.watcher.known import Seen, plan_relist, seen_of
 
 log = logging.getLogger(__name__)
+
+PUBLISH_WINDOW = 64  # a list's messages whose acknowledgements are awaited together
 
 
 class KindPublisher:
@@ -73,8 +77,10 @@ class KindPublisher:
     async def relist(self, listed: list[Obj], resource_version: str) -> None:
         """A complete list: publish what changed, then tombstones for what is gone, then the marker."""
         plan = plan_relist(self.known, listed)
-        for obj in plan.upserts:
-            await self.upsert(obj)
+        # In waves, not one acknowledgement at a time: a start lists every Service and EndpointSlice, and
+        # the translator builds no tree before the last of them is on the bus.
+        for wave in waves(((self._subject(key_of(obj)), obj) for obj in plan.upserts), PUBLISH_WINDOW):
+            await asyncio.gather(*(self.upsert(obj) for _, obj in wave))
         for key, seen in plan.tombstones:
             # No deletion resourceVersion exists for something that vanished
             # unseen; the list's keeps the message id unique and stable.

@@ -1,8 +1,8 @@
-"""A flush's messages in waves: sent together, acknowledged together, each subject's messages in order.
+"""Messages in waves: sent together, acknowledged together, each subject's messages in order.
 
-One acknowledgement awaited per message capped the translator at one
-message per bus round trip; on a busy machine edits queued behind that
-(bench/README.md, "Translator tuning"). A wave holds at most ``size``
+One acknowledgement awaited per message capped the translator's flushes and
+the watcher's lists at one message per bus round trip; on a busy machine
+edits queued behind that (bench/README.md, "Translator tuning"). A wave holds at most ``size``
 messages and never two for one subject, so a subject's messages still reach
 the stream in the order the engine gave them.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.translator.waves import waves
+from services.common.waves import waves
 
 
 def test_waves_are_bounded_and_keep_the_order() -> None:
