@@ -52,10 +52,9 @@ class GcReport:
 
 @dataclass
 class Claims:
-    """What the cluster's trees on the bus say: the objects live trees claim, the tenants any names."""
+    """What the cluster's trees on the bus say: the objects live trees claim, and the deleted trees."""
 
     objects: set[tuple[str, str, str]] = field(default_factory=set)  # (tenant, type, name)
-    tenants: set[str] = field(default_factory=set)
     # Deleted trees, (tenant, vs_name): their partitions' workers delete what their VSes used.
     retiring: set[tuple[str, str]] = field(default_factory=set)
     read_up_to: int = 0  # the newest stream sequence among the messages read
@@ -77,7 +76,6 @@ async def _claims(bus: Bus, cluster: str) -> Claims:
         except ValueError:
             log.warning("gc: undecodable tree on %s", d.subject)
             return
-        out.tenants.add(tree.tenant)
         if tree.deleted:
             out.retiring.add((tree.tenant, tree.vs_name))
         # A tree replaced while this read runs claims with both: GC collects less, never more.
