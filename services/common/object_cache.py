@@ -34,12 +34,15 @@ class _Stored(NamedTuple):
 
     @classmethod
     def of(cls, obj: Obj) -> _Stored:
-        rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
-        return cls(rv, json.dumps(obj, separators=(",", ":")).encode())
+        return cls(_resource_version(obj), json.dumps(obj, separators=(",", ":")).encode())
 
     def obj(self) -> Obj:
         out: Obj = json.loads(self.data)
         return out
+
+
+def _resource_version(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _newer(a: _Stored, b: _Stored) -> bool:
@@ -87,7 +90,7 @@ class ObjectCache:
     async def upsert(self, trimmed: Obj) -> None:
         key = key_of(trimmed)
         mine = self._written.pop(key, None)
-        rv = str((trimmed.get("metadata") or {}).get("resourceVersion") or "")
+        rv = _resource_version(trimmed)
         if mine is not None and rv and mine.resource_version == rv:
             # Our own write (or read) coming back: get() served it already and whoever made it planned
             # against it, so nobody is told. Most events at a start are these, one per status written.

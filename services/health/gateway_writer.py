@@ -13,7 +13,7 @@ from typing import Any
 
 from services.common.bus import Bus, Delivery
 from services.common.config import Config
-from services.common.contracts import ApplyOutcome, GatewayStatus, SourceReport, decode, may_contain
+from services.common.contracts import ApplyOutcome, GatewayStatus, SourceReport, decode
 from services.common.kube import get_json_or_none, request_json, rfc3339
 from services.health import gateway_status as gs
 from services.health.reconciler import HealthReconciler
@@ -52,11 +52,8 @@ class GatewayReconciler(HealthReconciler):
         return gs.gateway_status(obj, st, self.gateways.outcome(key), now)
 
     async def _on_outcome(self, d: Delivery) -> None:
-        # Most outcomes serve Services alone: one that names no Gateway, on a subject that held none, is
-        # not decoded (each loop of health follows every outcome).
-        if d.subject not in self.gateways.outcomes and not may_contain(d.data, "Gateway"):
-            return
-        self._mark(self.gateways.set_outcome(d.subject, decode(d.data, ApplyOutcome)), d)
+        if self._may_concern(d, "Gateway", self.gateways.outcomes):
+            self._mark(self.gateways.set_outcome(d.subject, decode(d.data, ApplyOutcome)), d)
 
     async def _on_report(self, d: Delivery) -> None:
         self._mark(self.gateways.set_report(decode(d.data, SourceReport)), d)

@@ -24,7 +24,7 @@ from opentelemetry.trace import Span
 
 from services.common.bus import Bus, Delivery
 from services.common.config import Config
-from services.common.contracts import ApplyOutcome, ObjRef, SourceReport, decode, may_contain
+from services.common.contracts import ApplyOutcome, ObjRef, SourceReport, decode
 from services.common.kube import get_json_or_none, request_json
 from services.health.reconciler import HealthReconciler
 from services.health.service_status import EventSpec, Plan
@@ -122,10 +122,8 @@ class IngressReconciler(HealthReconciler):
         self.status_writes = 0
 
     async def _on_outcome(self, d: Delivery) -> None:
-        # As the Gateway loop's: an outcome naming no Ingress, on a subject that held none, is not decoded.
-        if d.subject not in self.ingresses.outcomes and not may_contain(d.data, KIND):
-            return
-        self._mark(self.ingresses.set_outcome(d.subject, decode(d.data, ApplyOutcome)), d)
+        if self._may_concern(d, KIND, self.ingresses.outcomes):
+            self._mark(self.ingresses.set_outcome(d.subject, decode(d.data, ApplyOutcome)), d)
 
     async def _on_report(self, d: Delivery) -> None:
         self._mark(self.ingresses.set_report(decode(d.data, SourceReport)), d)

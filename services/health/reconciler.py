@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Container
 from typing import Any, ClassVar
 
 from kubernetes.client.exceptions import ApiException
@@ -28,7 +29,7 @@ from services.common import service_ownership as ownership
 from services.common import subjects, tracing
 from services.common.bus import Bus, Delivery
 from services.common.config import Config
-from services.common.contracts import ApplyOutcome, KubeObject, SourceReport, VsTreeHead, decode
+from services.common.contracts import ApplyOutcome, KubeObject, SourceReport, VsTreeHead, decode, may_contain
 from services.common.kube import rfc3339
 from services.common.object_cache import ObjectCache
 from services.common.reflector import Reflector
@@ -165,6 +166,13 @@ class HealthReconciler:
         # Seen for the first time: no Service of it was judged by it yet (the replay marks every Service).
         if before is not None and before != selected:
             self._mark({k for k in self.state.services() if k[0] == ns})
+
+    @staticmethod
+    def _may_concern(d: Delivery, kind: str, held: Container[str]) -> bool:
+        """Whether an outcome may change an object of ``kind``: its bytes may name one, or its subject held
+        an outcome that did. Most outcomes serve Services alone, and every loop follows every outcome: one
+        that cannot concern a loop is not decoded there."""
+        return d.subject in held or may_contain(d.data, kind)
 
     def handled(self, key: SvcKey) -> bool:
         """Whether albus serves the Service (a live virtual service on the bus)."""
