@@ -22,11 +22,11 @@ from bench.stack import Stack
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"cold": 1000, "cold_limited": 200, "priority": 500, "hot": 20, "hot_rate": 5.0,
-              "edit_services": 200, "edit_rate": 20.0, "edit_seconds": 15.0, "translator": 2000,
+              "edit_services": 200, "edit_rate": 20.0, "edit_seconds": 15.0, "translator": 2000, "translator_repeat": 1,
               "scale": 200, "scale_concurrency": 2, "scale_latency_ms": 20.0, "sim_seconds": 3.0, "sim_repeat": 1,
               "chaos_seconds": 0.0, "chaos_seed": 10, "chaos_nats_nodes": 1},  # CI runs chaos as a test
     "full": {"cold": 10000, "cold_limited": 10000, "priority": 10000, "hot": 50, "hot_rate": 10.0,
-             "edit_services": 2000, "edit_rate": 100.0, "edit_seconds": 60.0, "translator": 10000,
+             "edit_services": 2000, "edit_rate": 100.0, "edit_seconds": 60.0, "translator": 10000, "translator_repeat": 3,
              "scale": 2000, "scale_concurrency": 2, "scale_latency_ms": 20.0, "sim_seconds": 5.0, "sim_repeat": 3,
              "chaos_seconds": 1800.0, "chaos_seed": 10, "chaos_nats_nodes": 1},
 }
@@ -79,7 +79,7 @@ def main() -> int:
             ("priority", lambda: [edits.priority(stack, outdir, sz["priority"], sz["hot"], sz["hot_rate"])]),
             ("edit_latency", lambda: [edits.edit_latency(stack, outdir, sz["edit_services"], sz["edit_rate"],
                                                          sz["edit_seconds"])]),
-            ("translator", lambda: [translator_tput.run(stack, outdir, sz["translator"])]),
+            ("translator", lambda: [translator_tput.run(stack, outdir, sz["translator"], sz["translator_repeat"])]),
             ("syncer_scaleout", lambda: [scaleout.run(stack, outdir, sz["scale"], (1, 2, 4),
                                                       sz["scale_latency_ms"], sz["scale_concurrency"])]),
         ]

@@ -6,7 +6,9 @@ and flushes once (the initial list), then observes and flushes one event at
 a time (steady state). Through the bus: a translator process with a full
 view already gets the events published in bulk to ``k8s.>``; events/s from
 the first publish to the last tree seen on ``avi.>``. The in-process bulk
-path is profiled with pyinstrument (bench/results/profiles/).
+path is profiled with pyinstrument (bench/results/profiles/). Each way runs
+``translator_repeat`` times (a cluster of its own each time) and the median
+run is reported, every run's figure beside it.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def events(cluster: str, ns: str, n: int) -> list[KubeObject]:
     return out
 
 
-def in_process(cfg: Config, evs: list[KubeObject], profile_to: Path) -> dict[str, Any]:
+def in_process(cfg: Config, evs: list[KubeObject], profile_to: Path | None) -> dict[str, Any]:
     # The figures first, from the process's first full view, as in the translator service (a
     # second one in the same process first collects what the first froze: services/translator/heap.py).
     rss0 = memory_mb(os.getpid()).get("rss_mb")  # the harness and its events
@@ -72,12 +74,13 @@ def in_process(cfg: Config, evs: list[KubeObject], profile_to: Path) -> dict[str
         engine.flush()
     steady, steady_cpu = time.perf_counter() - t1, time.process_time() - c1
     del engine
-    # the profile is taken on a separate engine, so its overhead is not in the figures
-    prof = Profiler(interval=0.005)
-    with prof:
-        _bulk(Engine(cfg), evs)
-    profile_to.parent.mkdir(parents=True, exist_ok=True)
-    profile_to.write_text(prof.output_text(unicode=False, color=False))
+    if profile_to is not None:
+        # the profile is taken on a separate engine, so its overhead is not in the figures
+        prof = Profiler(interval=0.005)
+        with prof:
+            _bulk(Engine(cfg), evs)
+        profile_to.parent.mkdir(parents=True, exist_ok=True)
+        profile_to.write_text(prof.output_text(unicode=False, color=False))
     # per CPU second too: on a shared machine wall time is mostly waiting for a core
     return {"bulk_events": len(evs), "bulk_seconds": round(bulk, 3), "trees": trees,
             "bulk_events_per_s": round(len(evs) / bulk), "bulk_events_per_cpu_s": round(len(evs) / bulk_cpu),
@@ -110,10 +113,12 @@ async def _through_bus(stack: Stack, cfg: Config, evs: list[KubeObject], cfg_pat
     await bus.ensure_streams()
     nc = await nats.connect(stack.nats.url)
     seen: dict[str, float] = {}
+    published = [0]  # tree messages: more than trees when one was translated before all its events came
     synced = asyncio.Event()
 
     async def on_tree(msg: Any) -> None:
         seen[msg.subject] = time.time()
+        published[0] += 1
 
     async def on_synced(msg: Any) -> None:
         synced.set()
@@ -134,7 +139,7 @@ async def _through_bus(stack: Stack, cfg: Config, evs: list[KubeObject], cfg_pat
         for k in range(0, len(evs), 100):
             await asyncio.gather(*(bus.publish(subjects.k8s_object(cluster, ko.kind, ko.namespace, ko.name), ko)
                                    for ko in evs[k:k + 100]))
-        published = time.time() - t0
+        publish_s = time.time() - t0
         n_trees = sum(1 for ko in evs if ko.kind == "Service")
         deadline = time.monotonic() + 600
         while len(seen) < n_trees and time.monotonic() < deadline:
@@ -146,30 +151,46 @@ async def _through_bus(stack: Stack, cfg: Config, evs: list[KubeObject], cfg_pat
         proc.stop()
         await nc.close()
         await bus.close()
-    return {"events": len(evs), "trees_seen": len(seen), "trees_expected": n_trees,
-            "publish_seconds": round(published, 3), "seconds_to_last_tree": round(last, 3),
+    return {"events": len(evs), "trees_seen": len(seen), "trees_expected": n_trees, "tree_messages": published[0],
+            "publish_seconds": round(publish_s, 3), "seconds_to_last_tree": round(last, 3),
             "events_per_s": round(len(evs) / last), "translator_cpu_s": round(cpu, 2),
             "events_per_translator_cpu_s": round(len(evs) / cpu) if cpu else None, "translator_peak_rss_mb": peak}
 
 
-def run(stack: Stack, outdir: Path, n: int) -> dict[str, Any]:
-    cluster = f"btr{int(time.time()) % 100000}"
-    ns = f"{cluster}-ns"
-    work = stack.workdir / cluster
-    cfg_path = write_config(work / "config.yaml", cluster=cluster, controller="http://127.0.0.1:9", username="u",
-                            password="p", nats_url=stack.nats.url, kubeconfig="", vip_networks=[VIP_NET],
-                            extra={"AKOSettings": {"namespaceSelector": {"labelKey": SELECTOR_KEY,
-                                                                         "labelValue": cluster},
+def _cluster(stack: Stack, n: int, name: str) -> tuple[Config, Path, list[KubeObject]]:
+    """A cluster of its own for one repetition: a translator that found an earlier one's trees on the
+    bus would publish nothing."""
+    cfg_path = write_config(stack.workdir / name / "config.yaml", cluster=name, controller="http://127.0.0.1:9",
+                            username="u", password="p", nats_url=stack.nats.url, kubeconfig="",
+                            vip_networks=[VIP_NET],
+                            extra={"AKOSettings": {"namespaceSelector": {"labelKey": SELECTOR_KEY, "labelValue": name},
                                                    "logLevel": "WARNING"}})
-    cfg = load_config(cfg_path)
-    evs = events(cluster, ns, n)
-    inproc = in_process(cfg, evs, outdir / "profiles" / "translator_bulk.txt")
-    bus = asyncio.run(_through_bus(stack, cfg, evs, cfg_path))
+    return load_config(cfg_path), cfg_path, events(name, f"{name}-ns", n)
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    return sorted(runs, key=lambda r: r[key])[len(runs) // 2]
+
+
+def run(stack: Stack, outdir: Path, n: int, repeat: int = 1) -> dict[str, Any]:
+    """``repeat`` times each way, the median run reported: on a shared machine one run's figure moves by
+    a fifth from one run to the next (bench/README.md)."""
+    base = f"btr{int(time.time()) % 100000}"
+    inprocs: list[dict[str, Any]] = []
+    buses: list[dict[str, Any]] = []
+    for k in range(repeat):
+        cfg, cfg_path, evs = _cluster(stack, n, f"{base}r{k}")
+        inprocs.append(in_process(cfg, evs, outdir / "profiles" / "translator_bulk.txt" if k == 0 else None))
+        buses.append(asyncio.run(_through_bus(stack, cfg, evs, cfg_path)))
+    inproc = {**_median(inprocs, "bulk_events_per_s"),
+              "steady_events_per_s": _median(inprocs, "steady_events_per_s")["steady_events_per_s"],
+              "runs": [{k: r[k] for k in ("bulk_events_per_s", "steady_events_per_s")} for r in inprocs]}
+    bus = {**_median(buses, "events_per_s"), "runs": [r["events_per_s"] for r in buses]}
     results.plot_bars(outdir / "translator.png", f"Translator events/s ({n} Services, {len(evs)} events)",
                       "events/s", {"in-process bulk": inproc["bulk_events_per_s"],
                                    "in-process one by one": inproc["steady_events_per_s"],
                                    "process via bus": bus["events_per_s"]}, (5000, "goal 5,000/s"))
-    return results.write(outdir, "translator", {"services": n, "events": len(evs)},
+    return results.write(outdir, "translator", {"services": n, "events": len(evs), "repeat": repeat},
                          {"in_process": inproc, "through_bus": bus}, {"events_per_s_min": 5000})
 
 
@@ -182,14 +203,15 @@ def main() -> int:
     """
     ap = argparse.ArgumentParser(prog="python -m bench.translator_tput")
     ap.add_argument("--services", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", type=Path, default=results.RESULTS / "translator_alone")
     args = ap.parse_args()
-    results.RUN["sizes"] = {"translator": args.services}
+    results.RUN["sizes"] = {"translator": args.services, "translator_repeat": args.repeat}
     with tempfile.TemporaryDirectory(prefix="albus-bench-") as tmp:
         stack = Stack(Path(tmp))  # its nats-server only: started here, the control plane never is
         stack.nats.start()
         try:
-            doc = run(stack, args.out, args.services)
+            doc = run(stack, args.out, args.services, args.repeat)
         finally:
             stack.nats.stop()
     print(json.dumps({"scenario": doc["scenario"], **report.headline(doc)}))

@@ -164,6 +164,13 @@ class VsTree(Contract):
     sources: tuple[ObjRef, ...] = ()
     checksum: str = ""
 
+    @classmethod
+    def checksummed(cls, *, cluster: str, tenant: str, vs_name: str, deleted: bool = False,
+                    objects: tuple[AviObject, ...] = (), sources: tuple[ObjRef, ...] = ()) -> VsTree:
+        """A new tree with its checksum: built once (a copy to add it was a twentieth of building a tree)."""
+        return cls(cluster=cluster, tenant=tenant, vs_name=vs_name, deleted=deleted, objects=objects,
+                   sources=sources, checksum=objects_checksum(tenant, vs_name, deleted, objects))
+
     def with_checksum(self) -> VsTree:
         return self.model_copy(update={"checksum": tree_checksum(self)})
 
@@ -381,8 +388,12 @@ def tree_checksum(tree: VsTree) -> str:
     checksums: the trees are published once more, and the syncer, which diffs
     against the controller, writes nothing.
     """
-    payload = [tree.tenant, tree.vs_name, tree.deleted,
-               [[o.type, o.name, o.body, *o.sent_fields()] for o in tree.objects]]
+    return objects_checksum(tree.tenant, tree.vs_name, tree.deleted, tree.objects)
+
+
+def objects_checksum(tenant: str, vs_name: str, deleted: bool, objects: tuple[AviObject, ...]) -> str:
+    """:func:`tree_checksum` of a tree not built yet (:meth:`VsTree.checksummed`)."""
+    payload = [tenant, vs_name, deleted, [[o.type, o.name, o.body, *o.sent_fields()] for o in objects]]
     raw: bytes = msgpack.packb(payload, use_bin_type=True)
     return hashlib.sha256(raw).hexdigest()[:32]
 

@@ -201,4 +201,4 @@ def build_l7_tree(vs_name: str, gw_ns: str, gw_name: str, sources: tuple[ObjRef,
                *sorted(pools, key=lambda o: o.name), *sorted(groups, key=lambda o: o.name),
                AviObject(type="httppolicyset", name=vs_name, body=policyset),
                AviObject(type="virtualservice", name=vs_name, body=vs))
-    return VsTree(cluster=cluster, tenant=tenant, vs_name=vs_name, objects=objects, sources=sources).with_checksum()
+    return VsTree.checksummed(cluster=cluster, tenant=tenant, vs_name=vs_name, objects=objects, sources=sources)

@@ -166,4 +166,4 @@ def build(vs_name: str, dedicated: bool, hosts: list[HostRoutes], pools: list[Av
                *sorted(certs, key=lambda o: o.name), *sorted(pools, key=lambda o: o.name),
                _policyset(vs_name, rules, common, vs_marks),
                AviObject(type="virtualservice", name=vs_name, body=vs), *children)
-    return VsTree(cluster=cluster, tenant=tenant, vs_name=vs_name, objects=objects, sources=sources).with_checksum()
+    return VsTree.checksummed(cluster=cluster, tenant=tenant, vs_name=vs_name, objects=objects, sources=sources)

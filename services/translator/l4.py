@@ -137,12 +137,7 @@ def endpoints_for_port(port: dict[str, Any], slices: list[dict[str, Any]]) -> tu
             # Duplicates across slices (during a slice split): ready wins.
             if prev is None or (ready and not prev.ready):
                 seen[ip] = Member(ip, target, ready)
-    return sorted(seen.values(), key=_address_order), target
-
-
-def _address_order(m: Member) -> tuple[int, vip.IpAddr]:
-    a = vip.address(m.ip)
-    return a.version, a
+    return sorted(seen.values(), key=lambda m: vip.address_order(m.ip)), target
 
 
 def check_ports(svc: dict[str, Any], src: ObjRef) -> list[Problem]:
@@ -287,8 +282,7 @@ def build_tree(plan: L4Plan, cfg: Config, tenant: str) -> VsTree:
         *((plan.datascript,) if plan.datascript is not None else ()),
         AviObject(type="virtualservice", name=name, body=vs),
     )
-    return VsTree(cluster=cluster, tenant=tenant, vs_name=name, objects=objects,
-                  sources=plan.sources).with_checksum()
+    return VsTree.checksummed(cluster=cluster, tenant=tenant, vs_name=name, objects=objects, sources=plan.sources)
 
 
 def translate_service(

@@ -43,5 +43,5 @@ class Published:
 
     def deletion(self) -> VsTree:
         """The tree that asks the syncer to remove everything this one owned."""
-        return VsTree(cluster=self.cluster, tenant=self.tenant, vs_name=self.vs_name, deleted=True,
-                      sources=self.sources).with_checksum()
+        return VsTree.checksummed(cluster=self.cluster, tenant=self.tenant, vs_name=self.vs_name, deleted=True,
+                                  sources=self.sources)

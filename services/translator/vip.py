@@ -11,6 +11,7 @@ lie inside the network's CIDR of its family.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from functools import lru_cache
 from typing import Any
 
@@ -53,8 +54,25 @@ def prefix(cidr: str) -> dict[str, Any]:
             "mask": net.prefixlen}
 
 
+def address_order(addr: str) -> tuple[int, bytes]:
+    """An address's sort key, (version, packed bytes): ipaddress's order without building its object.
+
+    A pool's members are sorted on every translation, mostly by addresses not
+    seen before (an initial list); ``inet_pton`` parses one in a tenth of the
+    time. What it refuses goes to ipaddress: a scoped IPv6 address, or no
+    address at all (``ValueError``, as before).
+    """
+    for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
+        try:
+            return version, socket.inet_pton(family, addr)
+        except OSError:
+            pass
+    a = address(addr)
+    return a.version, a.packed
+
+
 def ip_type(addr: str) -> str:
-    return "V6" if address(addr).version == 6 else "V4"
+    return "V6" if address_order(addr)[0] == 6 else "V4"
 
 
 def _network_ref(net: VipNetwork) -> str:

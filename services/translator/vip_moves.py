@@ -49,4 +49,5 @@ def carry_vip_id(new: VsTree, had: dict[str, Any] | None) -> tuple[VsTree, str]:
         if o.type == "vsvip" else o
         for o in new.objects
     )
-    return new.model_copy(update={"objects": objects}).with_checksum(), message
+    return VsTree.checksummed(cluster=new.cluster, tenant=new.tenant, vs_name=new.vs_name, deleted=new.deleted,
+                              objects=objects, sources=new.sources), message

@@ -229,3 +229,16 @@ def test_bad_input_keeps_the_last_good_tree_until_fixed_or_deleted() -> None:
     assert not e.stale().trees  # a full resync does not collect it either
     e.observe(_ko(bad, deleted=True))
     assert [t.deleted for t in e.flush().trees] == [True]
+
+
+def test_pool_members_are_ordered_by_address_value_ipv4_before_ipv6() -> None:
+    """Numeric order (10.0.0.9 before 10.0.0.10, as strings would not), one family after the other, so a
+    tree's checksum does not depend on the order the slices list their endpoints."""
+    v4 = slice_("web", "shop", "web-4", [("10.0.0.10", True), ("10.0.0.9", True), ("9.255.0.1", True)])
+    v6 = {**slice_("web", "shop", "web-6", [("fd00::10", True), ("fd00::9", True), ("::ffff:1.2.3.4", True)]),
+          "addressType": "IPv6"}
+    out, problems = translate_documents([svc(ports=[{"name": "http", "port": 80, "protocol": "TCP"}]), v6, v4], CFG)
+    assert problems == []
+    assert [(s["ip"]["addr"], s["ip"]["type"]) for s in out["pool"][0]["servers"]] == [
+        ("9.255.0.1", "V4"), ("10.0.0.9", "V4"), ("10.0.0.10", "V4"),
+        ("::ffff:1.2.3.4", "V6"), ("fd00::9", "V6"), ("fd00::10", "V6")]
