@@ -97,7 +97,7 @@ def main() -> int:
     if "simulator" in only:
         print(">> simulator", flush=True)
         sim = headroom.run(outdir, sz["sim_seconds"], sz["sim_repeat"])
-        sim["asked_by_scenarios_per_s"] = headroom.asked(docs)
+        sim["asked_by_scenarios_per_s"] = headroom.asked(docs, outdir)
         (outdir / "simulator.json").write_text(json.dumps(sim, indent=2) + "\n")
     if "chaos" in only and sz["chaos_seconds"] > 0:
         print(f">> chaos ({sz['chaos_seconds']:.0f} s of faults)", flush=True)

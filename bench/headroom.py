@@ -19,10 +19,14 @@ def run(outdir: Path, seconds: float, repeat: int) -> dict[str, Any]:
     return doc
 
 
-def asked(docs: list[dict[str, Any]]) -> dict[str, float]:
-    """The highest controller request rate each pipeline scenario drove (calls / convergence seconds)."""
+def asked(docs: list[dict[str, Any]], outdir: Path) -> dict[str, float]:
+    """The highest controller request rate each pipeline scenario drove (calls / convergence seconds):
+    this run's, and for a scenario not run this time, its result in ``outdir`` (``--only simulator``
+    is then still compared with what the recorded runs asked)."""
+    ran = {d.get("scenario") for d in docs}
+    recorded = [json.loads(p.read_text()) for p in sorted(outdir.glob("*.json")) if p.stem not in ran]
     rates = {}
-    for d in docs:
+    for d in [*recorded, *docs]:
         f = d.get("figures", {})
         if "albus" in f and f["albus_seconds"]:
             rates[d["scenario"]] = round(f["albus"]["controller_calls"] / f["albus_seconds"], 1)
