@@ -71,8 +71,9 @@ def test_each_service_serves_probes_and_counts_the_work(pipeline: Pipeline) -> N
     grown("health", lambda s: total(s, got, kind="outcome") > 0 and total(s, "albus_health_pool_members") == 1,
           "outcomes in, the pool's one member counted from the runtime sweep")
 
-    for name, url in urls.items():  # the loop's lateness is sampled in every process
-        assert total(scrape(url), "albus_event_loop_lag_seconds_count") > 0, name
+    for name in urls:  # the loop's lateness is sampled in every process (every 0.5 s: waited for, as a
+        # pipeline that converged within half a second of a process's start has no sample yet)
+        grown(name, lambda s: total(s, "albus_event_loop_lag_seconds_count") > 0, "the loop's lateness sampled")
     syncer = scrape(urls["syncer"])
     for name, url in urls.items():  # what a run shows, for the log (-s)
         print(name, {f"{n}{dict(lbl) or ''}": v for (n, lbl), v in scrape(url).items()
