@@ -169,10 +169,12 @@ class VsTree(Contract):
                     objects: tuple[AviObject, ...] = (), sources: tuple[ObjRef, ...] = ()) -> VsTree:
         """A new tree with its checksum: built once (a copy to add it was a twentieth of building a tree)."""
         return cls(cluster=cluster, tenant=tenant, vs_name=vs_name, deleted=deleted, objects=objects,
-                   sources=sources, checksum=objects_checksum(tenant, vs_name, deleted, objects))
+                   sources=sources, checksum=tree_checksum(tenant, vs_name, deleted, objects))
 
     def with_checksum(self) -> VsTree:
-        return self.model_copy(update={"checksum": tree_checksum(self)})
+        """This tree's checksum computed again (a tree read from the bus, or changed in a test)."""
+        return self.model_copy(update={"checksum": tree_checksum(self.tenant, self.vs_name, self.deleted,
+                                                                 self.objects)})
 
 
 class _TreePart(Contract):
@@ -377,8 +379,8 @@ class ResyncDone(Contract):
     detail: str = ""
 
 
-def tree_checksum(tree: VsTree) -> str:
-    """Stable digest of what the controller should hold for this tree.
+def tree_checksum(tenant: str, vs_name: str, deleted: bool, objects: tuple[AviObject, ...]) -> str:
+    """Stable digest of what the controller should hold for a tree of these fields.
 
     msgpack of the bodies as built, keys in the builders' order: the translator
     builds every body the same way from the same input (lists in a defined
@@ -388,11 +390,6 @@ def tree_checksum(tree: VsTree) -> str:
     checksums: the trees are published once more, and the syncer, which diffs
     against the controller, writes nothing.
     """
-    return objects_checksum(tree.tenant, tree.vs_name, tree.deleted, tree.objects)
-
-
-def objects_checksum(tenant: str, vs_name: str, deleted: bool, objects: tuple[AviObject, ...]) -> str:
-    """:func:`tree_checksum` of a tree not built yet (:meth:`VsTree.checksummed`)."""
     payload = [tenant, vs_name, deleted, [[o.type, o.name, o.body, *o.sent_fields()] for o in objects]]
     raw: bytes = msgpack.packb(payload, use_bin_type=True)
     return hashlib.sha256(raw).hexdigest()[:32]
